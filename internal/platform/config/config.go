@@ -44,7 +44,7 @@ type Config struct {
 	S3Bucket    string `yaml:"s3_bucket" env:"DGOV_S3_BUCKET" flag:"s3-bucket" help:"S3 bucket"`
 	S3AccessKey string `yaml:"s3_access_key" env:"DGOV_S3_ACCESS_KEY" flag:"s3-access-key" help:"S3 access key"`
 	S3SecretKey string `yaml:"s3_secret_key" env:"DGOV_S3_SECRET_KEY" flag:"s3-secret-key" help:"S3 secret key"`
-	S3Region    string `yaml:"s3_region" env:"DGOV_S3_REGION" flag:"s3-region" help:"S3 region"`
+	S3Region    string `yaml:"s3_region" env:"DGOV_S3_REGION" flag:"s3-region" help:"S3 region (empty: the server's default)"`
 	S3TLS       bool   `yaml:"s3_tls" env:"DGOV_S3_TLS" flag:"s3-tls" help:"use TLS to reach S3"`
 }
 
@@ -60,7 +60,6 @@ func Defaults() Config {
 		RateBurst:               100,
 		AuditCheckpointEvery:    1000,
 		AuditCheckpointInterval: time.Minute,
-		S3Region:                "cn-north-1",
 	}
 }
 
