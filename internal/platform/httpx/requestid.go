@@ -77,6 +77,9 @@ func LogRequests(logger *slog.Logger, proxies TrustedProxies) Middleware {
 			start := time.Now()
 			st, r := ensureState(r)
 			st.logger = logger // Logger(ctx) adds the request id when asked
+			if ip := ClientIP(r, proxies); ip.IsValid() {
+				st.clientIP = ip.String()
+			}
 			rec := record(w)
 			defer func() {
 				status := rec.status
@@ -88,11 +91,6 @@ func LogRequests(logger *slog.Logger, proxies TrustedProxies) Middleware {
 				if status >= 500 {
 					level = slog.LevelError
 				}
-				ip := ClientIP(r, proxies)
-				ipStr := ""
-				if ip.IsValid() {
-					ipStr = ip.String()
-				}
 				logger.LogAttrs(r.Context(), level, "http request",
 					slog.String("request_id", st.id),
 					slog.String("method", r.Method),
@@ -101,7 +99,7 @@ func LogRequests(logger *slog.Logger, proxies TrustedProxies) Middleware {
 					slog.Int("status", status),
 					slog.Int64("bytes", rec.bytes),
 					slog.Duration("duration", time.Since(start)),
-					slog.String("remote_ip", ipStr),
+					slog.String("remote_ip", st.clientIP),
 				)
 			}()
 			next.ServeHTTP(rec, r)
@@ -133,4 +131,13 @@ func (st *reqState) requestLogger() *slog.Logger {
 		}
 	})
 	return st.withID
+}
+
+// ClientIPFrom is the client address LogRequests resolved for this request ("" outside a
+// request), so services deep in a call can record who acted without the *http.Request.
+func ClientIPFrom(ctx context.Context) string {
+	if st := stateFrom(ctx); st != nil {
+		return st.clientIP
+	}
+	return ""
 }
