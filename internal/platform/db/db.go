@@ -61,13 +61,20 @@ func Open(ctx context.Context, rawURL, dataDir string) (*DB, error) {
 // run beside the writer; NORMAL is durable under WAL except for the last commit on power loss.
 const sqlitePragmas = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_time_format=sqlite"
 
+// SQLiteWriterDSN is the connection string of a writing connection to the SQLite file at path:
+// our pragmas, and transactions that take the write lock at BEGIN (so they wait on the busy
+// timeout instead of failing halfway). Other writers on the same file (River) use it too.
+func SQLiteWriterDSN(path string) string {
+	return "file:" + path + "?" + sqlitePragmas + "&_txlock=immediate"
+}
+
 // OpenSQLite opens (creating if needed) the SQLite database at path.
 func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create database directory: %w", err)
 	}
 	dsn := "file:" + path + "?" + sqlitePragmas
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	w, err := sql.Open("sqlite", SQLiteWriterDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}

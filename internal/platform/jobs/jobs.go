@@ -181,12 +181,9 @@ func New(d *db.DB, cfg Config) (*Queue, error) {
 	return q, nil
 }
 
-// openSQLite opens River's connection to the app's SQLite file. The pragmas must stay those of
-// platform/db's writer (busy_timeout first, so the others wait rather than fail).
+// openSQLite opens River's connection to the app's SQLite file, with the app writer's settings.
 func openSQLite(path string) (*sql.DB, error) {
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
-		"&_pragma=foreign_keys(ON)&_time_format=sqlite&_txlock=immediate"
-	h, err := sql.Open("sqlite", dsn)
+	h, err := sql.Open("sqlite", db.SQLiteWriterDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("jobs: open sqlite %s: %w", path, err)
 	}
