@@ -1068,3 +1068,18 @@ func (s *Service) BootstrapAdmin(ctx context.Context, username, name, password s
 	})
 	return out, err
 }
+
+// Counts are the public figures the portal shows: how many divisions and active departments
+// the platform covers. They name no one and need no authorization.
+type Counts struct{ Divisions, Departments int }
+
+// CountPublic returns Counts.
+func (s *Service) CountPublic(ctx context.Context) (Counts, error) {
+	var c Counts
+	err := s.d.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM divisions), (SELECT COUNT(*) FROM departments WHERE active = ?)`, true).
+		Scan(&c.Divisions, &c.Departments)
+	if err != nil {
+		return Counts{}, fmt.Errorf("count divisions and departments: %w", err)
+	}
+	return c, nil
+}
