@@ -31,6 +31,7 @@ type Config struct {
 	MasterKeyFile string `yaml:"master_key_file" env:"DGOV_MASTER_KEY_FILE" flag:"master-key-file" help:"master key file (default: master.key in the data dir, generated on first start)"`
 	LogLevel      string `yaml:"log_level" env:"DGOV_LOG_LEVEL" flag:"log-level" help:"debug, info, warn or error"`
 	LogFormat     string `yaml:"log_format" env:"DGOV_LOG_FORMAT" flag:"log-format" help:"text or json"`
+	ThemeDir      string `yaml:"theme_dir" env:"DGOV_THEME_DIR" flag:"theme-dir" help:"directory whose templates/ and static/ files replace the built-in ones (a province's branding)"`
 	NodeDivision  string `yaml:"node_division" env:"DGOV_NODE_DIVISION" flag:"node-division" help:"GB/T 2260 code of the division this node serves (140000 = Shanxi province)"`
 
 	RateLimit      float64 `yaml:"rate_limit" env:"DGOV_RATE_LIMIT" flag:"rate-limit" help:"requests per second allowed per client address"`
@@ -231,6 +232,11 @@ func (c Config) Check() []Problem {
 	if c.MasterKeyFile != "" {
 		if fi, err := os.Stat(c.MasterKeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
 			add("DGOV_MASTER_KEY_FILE", "主密钥文件权限过宽，应为 0600", "the master key file is readable by others; make it 0600")
+		}
+	}
+	if c.ThemeDir != "" {
+		if fi, err := os.Stat(c.ThemeDir); err != nil || !fi.IsDir() {
+			add("DGOV_THEME_DIR", "主题目录不存在", "the theme directory does not exist")
 		}
 	}
 	switch c.LogLevel {

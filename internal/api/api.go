@@ -1,0 +1,273 @@
+// Package api is dgov's JSON API under /api/v1 for the foundation: identifiers, divisions,
+// departments, staff, node keys and the audit log. It is described by the OpenAPI document
+// served at /api/openapi.json (openapi.json beside this file; a test keeps the two in step).
+// Handlers decode, call the service (which authorizes) and encode.
+package api
+
+import (
+	_ "embed"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/dgov/dgov/internal/org"
+	"github.com/dgov/dgov/internal/platform/audit"
+	"github.com/dgov/dgov/internal/platform/authz"
+	"github.com/dgov/dgov/internal/platform/crypto"
+	"github.com/dgov/dgov/internal/platform/httpx"
+	"github.com/dgov/dgov/internal/platform/i18n"
+	"github.com/dgov/dgov/internal/platform/ids"
+)
+
+//go:embed openapi.json
+var openAPI []byte
+
+// maxBody bounds JSON request bodies.
+const maxBody = 1 << 20
+
+// API serves /api.
+type API struct {
+	Org          *org.Service
+	Audit        *audit.Log
+	Keys         *crypto.Keyring
+	Policy       *authz.Policy
+	NodeDivision string
+	Version      string
+}
+
+type route struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+// table is the API's route table, top to bottom; openapi.json documents each entry.
+func (a *API) table() []route {
+	return []route{
+		{"GET /api/openapi.json", a.openapi},
+		{"GET /api/v1/version", a.version},
+		{"GET /api/v1/keys", a.keys},
+		{"POST /api/v1/validate/{kind}", a.validate},
+		{"GET /api/v1/divisions", a.divisions},
+		{"GET /api/v1/divisions/{code}", a.division},
+		{"GET /api/v1/departments", a.staffOnly(a.listDepartments)},
+		{"POST /api/v1/departments", a.staffOnly(a.createDepartment)},
+		{"GET /api/v1/staff", a.staffOnly(a.listStaff)},
+		{"POST /api/v1/staff", a.staffOnly(a.createStaff)},
+		{"GET /api/v1/audit", a.staffOnly(a.listAudit)},
+		{"GET /api/v1/audit/verify", a.staffOnly(a.verifyAudit)},
+	}
+}
+
+// CSRFExempt are routes that change nothing and serve any caller, so a browser's cookies
+// must not subject them to the CSRF check.
+var CSRFExempt = []string{"POST /api/v1/validate/{kind}"}
+
+// Routes registers the API.
+func (a *API) Routes(mux *http.ServeMux) {
+	for _, rt := range a.table() {
+		mux.HandleFunc(rt.pattern, rt.handler)
+	}
+}
+
+func (a *API) staffOnly(h func(http.ResponseWriter, *http.Request, authz.Subject)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sub := authz.SubjectFrom(r.Context())
+		if sub.Kind == "" {
+			httpx.WriteError(w, r, i18n.ErrUnauthorized)
+			return
+		}
+		h(w, r, sub)
+	}
+}
+
+func (a *API) openapi(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(openAPI)
+}
+
+func (a *API) version(w http.ResponseWriter, r *http.Request) {
+	_ = httpx.WriteJSON(w, http.StatusOK, map[string]string{"version": a.Version, "node_division": a.NodeDivision})
+}
+
+// keys publishes the node's public signing keys, retired ones included, so anyone can check
+// a signature made by this node offline.
+func (a *API) keys(w http.ResponseWriter, r *http.Request) {
+	_ = httpx.WriteJSON(w, http.StatusOK, map[string]any{"keys": a.Keys.PublicKeys(), "active": a.Keys.ActiveKeyID()})
+}
+
+type validateRequest struct {
+	Value string `json:"value"`
+}
+
+// validate checks one Chinese identifier for other government systems and forms.
+func (a *API) validate(w http.ResponseWriter, r *http.Request) {
+	var in validateRequest
+	if err := httpx.DecodeJSON(r, &in, 4096); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	var out any
+	var err error
+	switch r.PathValue("kind") {
+	case "resident-id":
+		var res ids.Resident
+		if res, err = ids.ValidateResident(in.Value); err == nil {
+			out = map[string]any{"valid": true, "normalized": res.Number, "division": res.Division,
+				"birth_date": res.Birth.Format("2006-01-02"), "sex": res.Sex.String()}
+		}
+	case "credit-code":
+		var cc ids.CreditCode
+		if cc, err = ids.ValidateCreditCode(in.Value); err == nil {
+			out = map[string]any{"valid": true, "normalized": cc.Code, "division": cc.Division, "org_code": cc.OrgCode,
+				"authority": cc.AuthorityText(), "type": cc.TypeText()}
+		}
+	case "division":
+		var d ids.Division
+		if d, err = ids.ValidateDivision(in.Value); err == nil {
+			out = map[string]any{"valid": true, "code": d.Code, "level": d.Level.String(), "province": d.ProvinceName()}
+		}
+	case "mobile":
+		var m string
+		if m, err = ids.ValidateMobile(in.Value); err == nil {
+			out = map[string]any{"valid": true, "normalized": m}
+		}
+	default:
+		err = i18n.ErrNotFound
+	}
+	if err != nil {
+		if e, ok := i18n.As(err); ok {
+			err = e.WithField("value")
+		}
+		httpx.WriteError(w, r, err)
+		return
+	}
+	_ = httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// Division codes and names are public information (GB/T 2260).
+func (a *API) divisions(w http.ResponseWriter, r *http.Request) {
+	parent := r.URL.Query().Get("parent")
+	if parent == "" {
+		parent = a.NodeDivision
+	}
+	list, err := a.Org.ListDivisions(r.Context(), parent)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	_ = httpx.WriteJSON(w, http.StatusOK, map[string]any{"parent": parent, "items": list})
+}
+
+func (a *API) division(w http.ResponseWriter, r *http.Request) {
+	d, err := a.Org.GetDivision(r.Context(), r.PathValue("code"))
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	_ = httpx.WriteJSON(w, http.StatusOK, d)
+}
+
+func intParam(r *http.Request, name string, def int) int {
+	if v, err := strconv.Atoi(r.URL.Query().Get(name)); err == nil && v >= 0 {
+		return v
+	}
+	return def
+}
+
+func (a *API) listDepartments(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
+	q := r.URL.Query()
+	list, err := a.Org.ListDepartments(r.Context(), sub, org.DepartmentFilter{Division: q.Get("division"),
+		IncludeSub: q.Get("include_sub") == "true", Query: q.Get("q"), Limit: intParam(r, "limit", 100), Offset: intParam(r, "offset", 0)})
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	_ = httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": list})
+}
+
+type departmentRequest struct {
+	DivisionCode string `json:"division_code"`
+	Code         string `json:"code"`
+	Name         string `json:"name"`
+	ShortName    string `json:"short_name"`
+	Kind         string `json:"kind"`
+	ParentID     string `json:"parent_id"`
+}
+
+func (a *API) createDepartment(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
+	var in departmentRequest
+	if err := httpx.DecodeJSON(r, &in, maxBody); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	dep, err := a.Org.CreateDepartment(r.Context(), sub, org.DepartmentInput(in))
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	_ = httpx.WriteJSON(w, http.StatusCreated, dep)
+}
+
+func (a *API) listStaff(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
+	q := r.URL.Query()
+	list, err := a.Org.ListStaff(r.Context(), sub, org.StaffFilter{Division: q.Get("division"), IncludeSub: q.Get("include_sub") == "true",
+		DepartmentID: q.Get("department_id"), Role: authz.Role(q.Get("role")), Query: q.Get("q"),
+		Limit: intParam(r, "limit", 100), Offset: intParam(r, "offset", 0)})
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	_ = httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": list})
+}
+
+type staffRequest struct {
+	Username     string       `json:"username"`
+	Name         string       `json:"name"`
+	DepartmentID string       `json:"department_id"`
+	Phone        string       `json:"phone"`
+	Roles        []authz.Role `json:"roles"`
+	Password     string       `json:"password"`
+}
+
+func (a *API) createStaff(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
+	var in staffRequest
+	if err := httpx.DecodeJSON(r, &in, maxBody); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	st, err := a.Org.CreateStaff(r.Context(), sub, org.StaffInput(in))
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	_ = httpx.WriteJSON(w, http.StatusCreated, st)
+}
+
+func (a *API) listAudit(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
+	if err := a.Policy.Authorize(sub, authz.AuditRead, a.NodeDivision); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
+	list, err := a.Audit.List(r.Context(), audit.Filter{Actor: q.Get("actor"), Action: strings.TrimSpace(q.Get("action")),
+		Object: q.Get("object"), BeforeSeq: before, Limit: intParam(r, "limit", 50)})
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	_ = httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": list})
+}
+
+func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
+	if err := a.Policy.Authorize(sub, authz.AuditRead, a.NodeDivision); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	rep, err := a.Audit.Verify(r.Context())
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	_ = httpx.WriteJSON(w, http.StatusOK, rep)
+}

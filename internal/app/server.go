@@ -1,0 +1,207 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/dgov/dgov/internal/api"
+	"github.com/dgov/dgov/internal/console"
+	"github.com/dgov/dgov/internal/platform/bus"
+	"github.com/dgov/dgov/internal/platform/crypto"
+	"github.com/dgov/dgov/internal/platform/httpx"
+	"github.com/dgov/dgov/internal/platform/jobs"
+	"github.com/dgov/dgov/internal/portal"
+	"github.com/dgov/dgov/web"
+)
+
+// Server is the HTTP side of a node.
+type Server struct {
+	Handler http.Handler
+	Health  *httpx.Health
+	Console *console.Console
+}
+
+// csrfKey derives the CSRF key from the master-key-protected keyring, so every node of a
+// cluster (same database, same master key) accepts the others' tokens.
+func (a *App) csrfKey() []byte {
+	k := crypto.SM3([]byte("dgov csrf v1"), []byte(a.Keys.ActiveKeyID()))
+	return k[:]
+}
+
+// Handler builds the node's routes: portal /, console /console, API /api, health and metrics.
+func (a *App) Handler() (*Server, error) {
+	proxies, err := httpx.ParseTrustedProxies(splitList(a.Cfg.TrustedProxies)...)
+	if err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
+	render, err := web.NewRenderer(a.Cfg.ThemeDir)
+	if err != nil {
+		return nil, err
+	}
+	csrf, err := httpx.NewCSRF(httpx.CSRFConfig{Key: a.csrfKey(), TrustedProxies: proxies})
+	if err != nil {
+		return nil, err
+	}
+	for _, pattern := range api.CSRFExempt {
+		csrf.Exempt(pattern)
+	}
+	reg := prometheus.NewRegistry()
+	metrics := httpx.NewMetrics(reg)
+	health := httpx.NewHealth(3 * time.Second)
+	health.Register("database", a.DB.Ping)
+	if a.nc != nil {
+		nc := a.nc
+		health.Register("nats", func(context.Context) error {
+			if !nc.IsConnected() {
+				return errors.New("NATS not connected")
+			}
+			return nil
+		})
+	}
+
+	con := &console.Console{Org: a.Org, Audit: a.Audit, Keys: a.Keys, Sessions: console.NewSessions(a.DB, a.Now),
+		Render: render, Policy: a.Policy, Now: a.Now, NodeDivision: a.Cfg.NodeDivision, Log: a.Log,
+		ClientIP: func(r *http.Request) string { return httpx.ClientIPFrom(r.Context()) },
+		Secure:   func(r *http.Request) bool { return httpx.IsHTTPS(r, proxies) }}
+	pt := &portal.Portal{Render: render, Org: a.Org, Secure: con.Secure}
+	apiv1 := &api.API{Org: a.Org, Audit: a.Audit, Keys: a.Keys, Policy: a.Policy, NodeDivision: a.Cfg.NodeDivision, Version: Version}
+
+	mux := http.NewServeMux()
+	// One route table per surface, each readable top to bottom in its package.
+	pt.Routes(mux)
+	con.Routes(mux)
+	apiv1.Routes(mux)
+	mux.HandleFunc("GET /healthz", health.Healthz)
+	mux.HandleFunc("GET /readyz", health.Readyz)
+	mux.Handle("GET /metrics", metrics.Handler())
+	static := http.FileServerFS(render.StaticFS())
+	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(static)))
+
+	// Sessions are read inside the kernel (after request id, CSRF and rate limits), before routes.
+	stack := httpx.Stack(httpx.Config{
+		Logger: a.Log, TrustedProxies: proxies, Metrics: metrics, CSRF: csrf,
+		RateLimiter:       httpx.NewRateLimiter(httpx.RateLimitConfig{Rate: rate.Limit(a.Cfg.RateLimit), Burst: a.Cfg.RateBurst, TrustedProxies: proxies}),
+		HTMLErrorRenderer: pt.ErrorPage,
+	})
+	h := httpx.Chain(mux, append(stack, con.Authenticate)...)
+	return &Server{Handler: h, Health: health, Console: con}, nil
+}
+
+func cacheStatic(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Serve runs the node until ctx ends: NATS (embedded or external), the outbox relay, the
+// job queue with its periodic jobs, and the HTTP server. ready, if not nil, is called with
+// the listening address once requests are served.
+func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := a.startNATS(); err != nil {
+		return err
+	}
+	if err := a.startJobs(ctx); err != nil {
+		return err
+	}
+	relay := bus.NewRelay(a.DB, a.js, bus.RelayOptions{Logger: a.Log})
+	relayDone := make(chan error, 1)
+	go func() { relayDone <- relay.Run(ctx) }()
+
+	srv, err := a.Handler()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", a.Cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.Cfg.HTTPAddr, err)
+	}
+	hs := httpx.Server(a.Cfg.HTTPAddr, srv.Handler)
+	a.Log.Info("dgov serving", "addr", ln.Addr().String(), "url", a.Cfg.PublicURL(), "database", a.DB.Dialect, "version", Version)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	err = httpx.Run(ctx, hs, ln, 10*time.Second)
+	cancel()
+	if rerr := <-relayDone; rerr != nil && !errors.Is(rerr, context.Canceled) && err == nil {
+		err = rerr
+	}
+	return err
+}
+
+func (a *App) startNATS() error {
+	var err error
+	if a.Cfg.NATSURL != "" {
+		if a.nc, err = bus.Connect(a.Cfg.NATSURL); err != nil {
+			return fmt.Errorf("NATS %s: %w", redact(a.Cfg.NATSURL), err)
+		}
+	} else {
+		if a.nats, err = bus.StartEmbedded(bus.EmbeddedOptions{DataDir: a.Cfg.DataDir, Listen: a.Cfg.NATSListen}); err != nil {
+			return fmt.Errorf("embedded NATS: %w", err)
+		}
+		if a.nc, err = a.nats.Connect(); err != nil {
+			return err
+		}
+	}
+	a.js, err = bus.JetStream(a.nc)
+	return err
+}
+
+func redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return "(NATS URL)"
+}
+
+// Job kinds of the foundation.
+type checkpointArgs struct{}
+
+func (checkpointArgs) Kind() string { return "audit_checkpoint" }
+
+type sessionSweepArgs struct{}
+
+func (sessionSweepArgs) Kind() string { return "console_session_sweep" }
+
+func (a *App) startJobs(ctx context.Context) error {
+	workers := jobs.NewWorkers()
+	jobs.AddWorker(workers, jobs.WorkFunc(func(ctx context.Context, _ *jobs.Job[checkpointArgs]) error {
+		_, err := a.Audit.Checkpoint(ctx)
+		return err
+	}))
+	sessions := console.NewSessions(a.DB, a.Now)
+	jobs.AddWorker(workers, jobs.WorkFunc(func(ctx context.Context, _ *jobs.Job[sessionSweepArgs]) error {
+		_, err := sessions.DeleteExpired(ctx)
+		return err
+	}))
+	q, err := jobs.New(a.DB, jobs.Config{Workers: workers, Logger: a.Log, Periodic: []*jobs.PeriodicJob{
+		jobs.Every(a.Cfg.AuditCheckpointInterval, false, func() (jobs.JobArgs, *jobs.InsertOpts) { return checkpointArgs{}, nil }),
+		jobs.Every(10*time.Minute, true, func() (jobs.JobArgs, *jobs.InsertOpts) { return sessionSweepArgs{}, nil }),
+	}})
+	if err != nil {
+		return err
+	}
+	a.queue = q
+	return q.Start(ctx)
+}

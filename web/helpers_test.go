@@ -1,0 +1,5 @@
+package web
+
+import "io/fs"
+
+func fsRead(r *Renderer, name string) ([]byte, error) { return fs.ReadFile(r.StaticFS(), name) }
