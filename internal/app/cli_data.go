@@ -144,8 +144,10 @@ func cmdBackup(ctx context.Context, env *cliEnv, args []string) error {
 
 func cmdRestore(ctx context.Context, env *cliEnv, args []string) error {
 	var replace bool
+	var trusted stringList
 	cfg, fs, err := load(env, "restore", args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&replace, "replace", false, "replace the data of this node (required unless the database is empty)")
+		fs.Var(&trusted, "trusted-key", "PEM file of a node public key the backup must be signed by (repeatable; from /api/v1/keys of the source node)")
 	})
 	if err != nil {
 		return err
@@ -154,6 +156,14 @@ func cmdRestore(ctx context.Context, env *cliEnv, args []string) error {
 		return errors.New("usage: dgov restore [--replace] [flags] FILE")
 	}
 	in := fs.Arg(0)
+	var trustedPEM []string
+	for _, p := range trusted {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		trustedPEM = append(trustedPEM, string(b))
+	}
 	f, err := os.Open(in)
 	if err != nil {
 		return err
@@ -165,7 +175,7 @@ func cmdRestore(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	defer a.Close()
 	bar := &progress{w: env.stderr}
-	m, err := backup.Restore(ctx, a.DB, a.Blobs, f, backup.RestoreOptions{Replace: replace,
+	m, err := backup.Restore(ctx, a.DB, a.Blobs, f, backup.RestoreOptions{Replace: replace, TrustedKeysPEM: trustedPEM,
 		Progress: func(stage string, done, total int64) { bar.update(done, total, stage) }})
 	bar.end()
 	if err != nil {
@@ -181,3 +191,9 @@ func cmdRestore(ctx context.Context, env *cliEnv, args []string) error {
 	fmt.Fprintf(env.stdout, "✓ 已从 %s 恢复 / restored from %s (backup of %s)\n", in, in, m.Created.Format(time.RFC3339))
 	return nil
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }

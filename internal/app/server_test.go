@@ -50,6 +50,7 @@ func TestHTTPScenarios(t *testing.T) {
 			{"audit verify over API", staff, "GET", "/api/v1/audit/verify", "", nil, 200, []string{`"OK":true`}, nil},
 			{"console divisions", staff, "GET", "/console/divisions?code=140100", "", nil, 200, []string{"太原市", "小店区"}, nil},
 			{"console audit page", staff, "GET", "/console/audit", "", nil, 200, []string{"哈希链校验通过", "auth.login"}, nil},
+			{"metrics label logged-in routes", anon, "GET", "/metrics", "", nil, 200, []string{`route="GET /api/v1/staff"`, `route="GET /console/audit"`}, nil},
 			{"form post without CSRF token", staff, "POST", "/console/departments", "code=x&name=y&division=140000", []string{"Content-Type", "application/x-www-form-urlencoded"}, 403, nil, nil},
 		}
 		for _, tc := range cases {

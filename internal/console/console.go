@@ -98,7 +98,11 @@ func (c *Console) Authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(authz.WithSubject(r.Context(), sub)))
+		r2 := r.WithContext(authz.WithSubject(r.Context(), sub))
+		next.ServeHTTP(w, r2)
+		// The mux records the matched route on the copy; hand it back to the request the
+		// kernel's logging and metrics hold, so they label this request by its route.
+		r.Pattern = r2.Pattern
 	})
 }
 

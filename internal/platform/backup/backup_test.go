@@ -829,18 +829,20 @@ func TestUntrustedSigningKey(t *testing.T) {
 }
 
 func TestSchemaVersionMismatch(t *testing.T) {
-	ctx := context.Background()
-	_, file, _ := source(t, db.SQLite)
-	newer := db.Source{Name: "zz_newer", FS: fstest.MapFS{"0001_x.sql": {Data: []byte(`CREATE TABLE zz (id TEXT PRIMARY KEY)`)}}}
-	dst := newNode(t, db.Postgres, newer)
-	_, err := backup.Restore(ctx, dst.d, dst.blobs, bytes.NewReader(file), backup.RestoreOptions{Replace: true})
-	if !errors.Is(err, backup.ErrSchemaMismatch) || !strings.Contains(err.Error(), "备份的数据库结构版本与当前版本不同") ||
-		!strings.Contains(err.Error(), "the backup's schema version differs from this dgov's") {
-		t.Fatalf("restore into a newer schema: %v", err)
-	}
-	if n := count(t, dst.d, "kinds"); n != 0 {
-		t.Errorf("refused restore inserted %d rows", n)
-	}
+	eachDialect(t, func(t *testing.T, dialect db.Dialect) {
+		ctx := context.Background()
+		_, file, _ := source(t, db.SQLite)
+		newer := db.Source{Name: "zz_newer", FS: fstest.MapFS{"0001_x.sql": {Data: []byte(`CREATE TABLE zz (id TEXT PRIMARY KEY)`)}}}
+		dst := newNode(t, dialect, newer)
+		_, err := backup.Restore(ctx, dst.d, dst.blobs, bytes.NewReader(file), backup.RestoreOptions{Replace: true})
+		if !errors.Is(err, backup.ErrSchemaMismatch) || !strings.Contains(err.Error(), "备份的数据库结构版本与当前版本不同") ||
+			!strings.Contains(err.Error(), "the backup's schema version differs from this dgov's") {
+			t.Fatalf("restore into a newer schema: %v", err)
+		}
+		if n := count(t, dst.d, "kinds"); n != 0 {
+			t.Errorf("refused restore inserted %d rows", n)
+		}
+	})
 }
 
 // failingStore fails the Put of one key, after the restore has put others.
@@ -960,5 +962,40 @@ func TestManifest(t *testing.T) {
 	}
 	if want := "{\"id\":\"p1\",\"office_id\":\"o1\",\"name\":\"张三\"}\n{\"id\":\"p2\",\"office_id\":\"o2\",\"name\":\"Li Si\"}\n"; string(officers) != want {
 		t.Errorf("a_officers.jsonl:\n%s", officers)
+	}
+}
+
+// TestIncompatibleValue: SQLite keeps text in an INTEGER column; PostgreSQL cannot take it.
+// The restore says which value, and leaves the target as it was.
+func TestIncompatibleValue(t *testing.T) {
+	ctx := context.Background()
+	src := newNode(t, db.SQLite)
+	k, pem := src.keys(t, newMaster(t))
+	src.fill(t)
+	if _, err := src.d.Exec(ctx, `UPDATE kinds SET big = 'many' WHERE label = 'plain'`); err != nil {
+		t.Fatal(err)
+	}
+	file, _ := create(t, src, k, pem)
+	dst := newNode(t, db.Postgres)
+	_, err := backup.Restore(ctx, dst.d, dst.blobs, bytes.NewReader(file), backup.RestoreOptions{})
+	if !errors.Is(err, backup.ErrValue) || !strings.Contains(err.Error(), "kinds row 3 column big") || !strings.Contains(err.Error(), `"many"`) {
+		t.Fatalf("restore of a text in an integer column into PostgreSQL: %v", err)
+	}
+	for _, table := range []string{"kinds", "c_regions", "river_job"} {
+		if n := count(t, dst.d, table); n != 0 {
+			t.Errorf("failed restore left %d rows in %s", n, table)
+		}
+	}
+	if got := blobSummary(t, dst.blobs); len(got) != 0 {
+		t.Errorf("failed restore left blobs: %v", got)
+	}
+	// SQLite takes it back as it was.
+	dst2 := newNode(t, db.SQLite)
+	if _, err := backup.Restore(ctx, dst2.d, dst2.blobs, bytes.NewReader(file), backup.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var big any
+	if err := dst2.d.QueryRow(ctx, `SELECT big FROM kinds WHERE label = 'plain'`).Scan(&big); err != nil || big != "many" {
+		t.Fatalf("big = %#v (%v)", big, err)
 	}
 }

@@ -23,8 +23,10 @@ import (
 type RestoreOptions struct {
 	// Replace deletes every row of the target (except the migration records) in the restore's
 	// own transaction before inserting the backup's, and overwrites blobs whose key the backup
-	// holds. Without it Restore touches nothing that is already there: it refuses a database
-	// with any row in it, and a blob store holding a different file under a key of the backup.
+	// holds; blobs under other keys stay (a store can be shared, and deleting files is not
+	// undone by a rollback). Without Replace, Restore touches nothing that is already there: it
+	// refuses a database with any row in it, and a blob store holding a different file under a
+	// key of the backup.
 	//
 	// A node that has started once is not empty — it made its keys, loaded divisions, and its
 	// migrations seed a few rows — so restoring onto an installed node needs Replace; the CLI
@@ -503,21 +505,21 @@ func (rs *restorer) insertTable(ctx context.Context, q runner, t *table, te Tabl
 		lineNo++
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(line, &obj); err != nil || len(obj) != len(cols) {
-			return fail(ErrValue, "表 %s 第 %d 行格式错误", "table %s row %d is malformed", t.name, lineNo)
+			return valueError("表 %s 第 %d 行格式错误", "table %s row %d is malformed", t.name, lineNo)
 		}
 		start := len(args)
 		args = args[:start+len(cols)]
 		for name, raw := range obj {
 			i, ok := index[name]
 			if !ok {
-				return fail(ErrValue, "表 %s 第 %d 行有清单未列出的列 %s", "table %s row %d has a column %s the manifest does not list", t.name, lineNo, name)
+				return valueError("表 %s 第 %d 行有清单未列出的列 %s", "table %s row %d has a column %s the manifest does not list", t.name, lineNo, name)
 			}
 			v, err := decodeValue(raw)
 			if err == nil {
 				v, err = convert(v, rs.d.Dialect, t.name, cols[i])
 			}
 			if err != nil {
-				e := fail(ErrValue, "表 %s 第 %d 行列 %s 的值无法写入当前数据库：%v", "table %s row %d column %s cannot be stored in this database: %v", t.name, lineNo, name, err)
+				e := valueError("表 %s 第 %d 行列 %s 的值无法写入当前数据库：%v", "table %s row %d column %s cannot be stored in this database: %v", t.name, lineNo, name, err)
 				e.Err = err
 				return e
 			}
@@ -565,6 +567,12 @@ func (rs *restorer) insertTable(ctx context.Context, q runner, t *table, te Tabl
 		}
 	}
 	return flush()
+}
+
+// valueError is an ErrValue that says, as ErrRestoreFailed does, that the restore changed
+// nothing: it is found inside the restore's transaction, which is rolled back.
+func valueError(zh, en string, args ...any) *i18n.Error {
+	return fail(ErrValue, zh+"；目标数据库未作任何改动", en+"; the target database was not changed", args...)
 }
 
 // insertSQL is an INSERT of n rows into table.
@@ -673,7 +681,7 @@ func (rs *restorer) rowOrder(f *os.File, t *table) ([]span, error) {
 			off += int64(len(line))
 			var obj map[string]json.RawMessage
 			if json.Unmarshal(line, &obj) != nil {
-				return nil, fail(ErrValue, "表 %s 第 %d 行格式错误", "table %s row %d is malformed", t.name, i+1)
+				return nil, valueError("表 %s 第 %d 行格式错误", "table %s row %d is malformed", t.name, i+1)
 			}
 			var d []string
 			for k, fk := range self {
