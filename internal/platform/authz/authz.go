@@ -61,6 +61,9 @@ type Subject struct {
 	Division string // GB/T 2260 code of the subject's scope
 	Dept     string // department id, for staff
 	Roles    []Role
+	// PasswordChangeRequired is set while a staff account still has the initial password an
+	// administrator chose: surfaces let it do nothing but change it.
+	PasswordChangeRequired bool
 }
 
 // String identifies the subject in audit entries ("staff:<id>").
