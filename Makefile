@@ -19,9 +19,10 @@ demo: build
 	$(BIN) demo
 
 # Every test: SQLite and PostgreSQL, NATS, the job queue, and headless-chromium browser tests.
+# DGOV_TEST_STRICT makes a missing PostgreSQL, NATS or chromium fail the run instead of skipping.
 test: browser-deps
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+	DGOV_TEST_STRICT=1 $(GO) test -count=1 -timeout 20m $(PKGS)
 
 # Unit tests that need no services (no PostgreSQL, no browser).
 test-short:

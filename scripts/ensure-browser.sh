@@ -7,7 +7,7 @@ if command -v chromium >/dev/null 2>&1 || [ -n "${DGOV_CHROME:-}" ]; then
 fi
 if [ "$(id -u)" != 0 ]; then
   echo "chromium is not installed and we are not root: install Debian's chromium package, or set DGOV_CHROME" >&2
-  exit 0
+  exit 1
 fi
 echo "installing chromium for the browser tests…" >&2
 export DEBIAN_FRONTEND=noninteractive

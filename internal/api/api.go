@@ -22,6 +22,10 @@ import (
 //go:embed openapi.json
 var openAPI []byte
 
+// ErrPasswordChangeRequired answers an account that still has its initial password.
+var ErrPasswordChangeRequired = &i18n.Error{Code: "password_change_required", Status: http.StatusForbidden,
+	Msg: i18n.T("请先在控制台修改初始密码", "change your initial password in the console first")}
+
 // maxBody bounds JSON request bodies.
 const maxBody = 1 << 20
 
@@ -74,6 +78,10 @@ func (a *API) staffOnly(h func(http.ResponseWriter, *http.Request, authz.Subject
 		sub := authz.SubjectFrom(r.Context())
 		if sub.Kind == "" {
 			httpx.WriteError(w, r, i18n.ErrUnauthorized)
+			return
+		}
+		if sub.PasswordChangeRequired {
+			httpx.WriteError(w, r, ErrPasswordChangeRequired)
 			return
 		}
 		h(w, r, sub)
@@ -135,10 +143,7 @@ func (a *API) validate(w http.ResponseWriter, r *http.Request) {
 		err = i18n.ErrNotFound
 	}
 	if err != nil {
-		if e, ok := i18n.As(err); ok {
-			err = e.WithField("value")
-		}
-		httpx.WriteError(w, r, err)
+		httpx.WriteError(w, r, withField(err, "value"))
 		return
 	}
 	_ = httpx.WriteJSON(w, http.StatusOK, out)
@@ -149,6 +154,14 @@ func (a *API) divisions(w http.ResponseWriter, r *http.Request) {
 	parent := r.URL.Query().Get("parent")
 	if parent == "" {
 		parent = a.NodeDivision
+	}
+	if _, err := ids.ValidateDivision(parent); err != nil {
+		httpx.WriteError(w, r, withField(err, "parent"))
+		return
+	}
+	if _, err := a.Org.GetDivision(r.Context(), parent); err != nil {
+		httpx.WriteError(w, r, err)
+		return
 	}
 	list, err := a.Org.ListDivisions(r.Context(), parent)
 	if err != nil {
@@ -259,8 +272,9 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request, sub authz.Subjec
 	_ = httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": list})
 }
 
+// verifyAudit walks the whole chain: the auditor's right (separation of duties), as in the console.
 func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
-	if err := a.Policy.Authorize(sub, authz.AuditRead, a.NodeDivision); err != nil {
+	if err := a.Policy.Authorize(sub, authz.AuditVerify, a.NodeDivision); err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}
@@ -270,4 +284,12 @@ func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request, sub authz.Subj
 		return
 	}
 	_ = httpx.WriteJSON(w, http.StatusOK, rep)
+}
+
+// withField names the input a user-facing error is about.
+func withField(err error, field string) error {
+	if e, ok := i18n.As(err); ok {
+		return e.WithField(field)
+	}
+	return err
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -62,6 +63,10 @@ type App struct {
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	queue *jobs.Queue
+	// master is the master key, for keys derived from it (CSRF) and restore checks.
+	master []byte
+	// relayErr holds why the outbox relay stopped early, for /readyz.
+	relayErr atomic.Pointer[error]
 }
 
 // Options adjust Open for tests and special commands.
@@ -69,8 +74,6 @@ type Options struct {
 	Now func() time.Time
 	// Argon overrides the password hashing cost (tests only).
 	Argon org.ArgonParams
-	// NoMigrate makes Open refuse a stale schema instead of migrating it.
-	NoMigrate bool
 }
 
 // Open connects to the database, brings the schema up to date, unlocks the node's keys and
@@ -92,26 +95,20 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options
 		return nil, err
 	}
 	fail := func(err error) (*App, error) { a.Close(); return nil, err }
-	if opts.NoMigrate {
-		if err := a.DB.CheckCurrent(ctx, Migrations...); err != nil {
-			return fail(err)
-		}
-		if err := jobs.CheckCurrent(ctx, a.DB); err != nil {
-			return fail(err)
-		}
-	} else if err := a.Migrate(ctx); err != nil {
+	if err := a.Migrate(ctx); err != nil {
 		return fail(err)
 	}
 	master, err := crypto.LoadOrCreateMasterKey(cfg.MasterKeyPath())
 	if err != nil {
 		return fail(err)
 	}
+	a.master = master
 	if a.Keys, err = crypto.Open(ctx, a.DB, master, now); err != nil {
 		return fail(err)
 	}
 	a.Audit = audit.New(a.DB, a.Keys, now, audit.Options{CheckpointEvery: cfg.AuditCheckpointEvery, Logger: log})
 	a.Policy = authz.NewPolicy(divisions.Contains)
-	a.Org = org.New(a.DB, a.Policy, org.Options{Argon: opts.Argon, Audit: a.auditOrg, Now: now})
+	a.Org = org.New(a.DB, a.Policy, org.Options{Argon: opts.Argon, Audit: a.auditOrg, Now: now, Fields: a.Keys.FieldCipher()})
 	if _, err := a.Org.SyncDivisions(ctx); err != nil {
 		return fail(err)
 	}

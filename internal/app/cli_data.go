@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -14,6 +15,8 @@ import (
 	"github.com/dgov/dgov/internal/demo"
 	"github.com/dgov/dgov/internal/platform/audit"
 	"github.com/dgov/dgov/internal/platform/backup"
+	"github.com/dgov/dgov/internal/platform/crypto"
+	"github.com/dgov/dgov/internal/platform/db"
 )
 
 func auditAdmin(action, object string, detail map[string]any) audit.Entry {
@@ -137,16 +140,17 @@ func cmdBackup(ctx context.Context, env *cliEnv, args []string) error {
 	if _, err := a.Audit.Append(ctx, auditAdmin("admin.backup", "backup:"+filepath.Base(out), map[string]any{"tables": len(m.Tables), "blobs": len(m.Blobs)})); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "✓ 备份完成 / backup written to %s (%d tables, %d files). Keep the master key (%s) separately: the backup cannot be read without it.\n",
+	fmt.Fprintf(env.stdout, "✓ 备份完成 / backup written to %s (%d tables, %d files). It holds personal data: store it as confidential. Keep the master key (%s) apart from it: encrypted fields and the node's keys cannot be opened without it.\n",
 		out, len(m.Tables), len(m.Blobs), cfg.MasterKeyPath())
 	return nil
 }
 
 func cmdRestore(ctx context.Context, env *cliEnv, args []string) error {
-	var replace bool
+	var replace, yes bool
 	var trusted stringList
 	cfg, fs, err := load(env, "restore", args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&replace, "replace", false, "replace the data of this node (required unless the database is empty)")
+		fs.BoolVar(&yes, "yes", false, "with --replace: do not ask for confirmation")
 		fs.Var(&trusted, "trusted-key", "PEM file of a node public key the backup must be signed by (repeatable; from /api/v1/keys of the source node)")
 	})
 	if err != nil {
@@ -174,9 +178,20 @@ func cmdRestore(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer a.Close()
+	if replace && !yes {
+		fmt.Fprintf(env.stderr, "将用备份 %s 替换本节点（%s）的全部数据。输入 yes 确认：\nThis replaces ALL data of this node (%s) with the backup %s. Type yes to confirm: ",
+			in, a.DB.Dialect, a.DB.Dialect, in)
+		line, _ := bufio.NewReader(env.stdin).ReadString('\n')
+		if strings.TrimSpace(line) != "yes" {
+			return errors.New("未确认，未做任何改动 / not confirmed; nothing changed")
+		}
+	}
 	bar := &progress{w: env.stderr}
 	m, err := backup.Restore(ctx, a.DB, a.Blobs, f, backup.RestoreOptions{Replace: replace, TrustedKeysPEM: trustedPEM,
-		Progress: func(stage string, done, total int64) { bar.update(done, total, stage) }})
+		Progress: func(stage string, done, total int64) { bar.update(done, total, stage) },
+		// The restored keys must open with this node's master key, or the node could not start
+		// on the restored data: check inside the restore's transaction, before it commits.
+		BeforeCommit: func(ctx context.Context, tx *db.Tx) error { return crypto.CheckMasterKey(ctx, tx, a.master) }})
 	bar.end()
 	if err != nil {
 		return err

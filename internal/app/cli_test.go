@@ -145,7 +145,19 @@ func TestCLIBackupRestore(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "replace") {
 		t.Fatalf("restore without --replace: exit %d %s", code, errOut)
 	}
-	if code, out, errOut := runCLI(t, dst, "", "restore", "--replace", file); code != 0 {
+	// --replace asks first; anything but "yes" changes nothing.
+	if code, _, errOut := runCLI(t, dst, "no\n", "restore", "--replace", file); code != 1 || !strings.Contains(errOut, "not confirmed") {
+		t.Fatalf("unconfirmed restore: exit %d %s", code, errOut)
+	}
+	// A node with another master key refuses the backup inside the transaction: nothing changes.
+	other := cliEnvFor(t, "sqlite")
+	if code, _, errOut := runCLI(t, other, "", "restore", "--replace", "--yes", file); code != 1 || !strings.Contains(errOut, "master key") {
+		t.Fatalf("restore under another master key: exit %d %s", code, errOut)
+	}
+	if code, out, errOut := runCLI(t, other, "", "audit", "verify"); code != 0 {
+		t.Fatalf("node with another master key damaged by a refused restore: %s%s", out, errOut)
+	}
+	if code, out, errOut := runCLI(t, dst, "", "restore", "--replace", "--yes", file); code != 0 {
 		t.Fatalf("restore: %s%s", out, errOut)
 	}
 	if code, out, errOut := runCLI(t, dst, "", "audit", "verify"); code != 0 {
@@ -168,7 +180,7 @@ func TestCLIBackupRestore(t *testing.T) {
 	b[len(b)/2] ^= 0xff
 	bad := filepath.Join(t.TempDir(), "bad.tar.gz")
 	os.WriteFile(bad, b, 0o600)
-	if code, _, errOut := runCLI(t, dst, "", "restore", "--replace", bad); code != 1 {
+	if code, _, errOut := runCLI(t, dst, "", "restore", "--replace", "--yes", bad); code != 1 {
 		t.Fatalf("tampered backup restored: %s", errOut)
 	}
 	if code, out, errOut := runCLI(t, dst, "", "audit", "verify"); code != 0 {

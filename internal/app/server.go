@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -30,12 +29,9 @@ type Server struct {
 	Console *console.Console
 }
 
-// csrfKey derives the CSRF key from the master-key-protected keyring, so every node of a
-// cluster (same database, same master key) accepts the others' tokens.
-func (a *App) csrfKey() []byte {
-	k := crypto.SM3([]byte("dgov csrf v1"), []byte(a.Keys.ActiveKeyID()))
-	return k[:]
-}
+// csrfKey is derived from the master key: secret, the same on every node of a cluster (they
+// share the master key), and unchanged by signing-key rotation.
+func (a *App) csrfKey() []byte { return crypto.DeriveKey(a.master, "dgov csrf v1", 32) }
 
 // Handler builds the node's routes: portal /, console /console, API /api, health and metrics.
 func (a *App) Handler() (*Server, error) {
@@ -63,6 +59,12 @@ func (a *App) Handler() (*Server, error) {
 		health.Register("nats", func(context.Context) error {
 			if !nc.IsConnected() {
 				return errors.New("NATS not connected")
+			}
+			return nil
+		})
+		health.Register("outbox_relay", func(context.Context) error {
+			if p := a.relayErr.Load(); p != nil {
+				return *p
 			}
 			return nil
 		})
@@ -127,7 +129,17 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	}
 	relay := bus.NewRelay(a.DB, a.js, bus.RelayOptions{Logger: a.Log})
 	relayDone := make(chan error, 1)
-	go func() { relayDone <- relay.Run(ctx) }()
+	a.relayErr.Store(nil)
+	go func() {
+		err := relay.Run(ctx)
+		if err != nil && ctx.Err() == nil {
+			// The relay only stops early when it cannot set up the stream: events would pile up
+			// in the outbox unseen, so /readyz reports it and the log says why.
+			a.Log.Error("outbox relay stopped", "err", err)
+			a.relayErr.Store(&err)
+		}
+		relayDone <- err
+	}()
 
 	srv, err := a.Handler()
 	if err != nil {
@@ -154,7 +166,7 @@ func (a *App) startNATS() error {
 	var err error
 	if a.Cfg.NATSURL != "" {
 		if a.nc, err = bus.Connect(a.Cfg.NATSURL); err != nil {
-			return fmt.Errorf("NATS %s: %w", redact(a.Cfg.NATSURL), err)
+			return fmt.Errorf("NATS %s: %w", a.Cfg.Redacted().NATSURL, err)
 		}
 	} else {
 		if a.nats, err = bus.StartEmbedded(bus.EmbeddedOptions{DataDir: a.Cfg.DataDir, Listen: a.Cfg.NATSListen}); err != nil {
@@ -166,13 +178,6 @@ func (a *App) startNATS() error {
 	}
 	a.js, err = bus.JetStream(a.nc)
 	return err
-}
-
-func redact(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
-	return "(NATS URL)"
 }
 
 // Job kinds of the foundation.

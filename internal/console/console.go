@@ -21,6 +21,7 @@ import (
 	"github.com/dgov/dgov/internal/platform/crypto"
 	"github.com/dgov/dgov/internal/platform/httpx"
 	"github.com/dgov/dgov/internal/platform/i18n"
+	"github.com/dgov/dgov/internal/platform/ids"
 	"github.com/dgov/dgov/web"
 )
 
@@ -114,6 +115,11 @@ func (c *Console) staffOnly(h func(http.ResponseWriter, *http.Request, authz.Sub
 			http.Redirect(w, r, "/console/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
+		// An account still on the password an administrator chose may only change it.
+		if sub.PasswordChangeRequired && r.URL.Path != "/console/password" {
+			http.Redirect(w, r, "/console/password?first=1", http.StatusSeeOther)
+			return
+		}
 		h(w, r, sub)
 	})
 }
@@ -164,9 +170,10 @@ type loginData struct {
 	Username, Next string
 }
 
+// safeNext keeps the post-login redirect inside the console: an open redirect after login is a
+// phishing aid.
 func safeNext(next string) string {
-	// Only local paths: an open redirect after login is a phishing aid.
-	if !strings.HasPrefix(next, "/console") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
+	if next = httpx.LocalPath(next, "/console"); !strings.HasPrefix(next, "/console") {
 		return "/console"
 	}
 	return next
@@ -197,8 +204,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: token, Path: "/", HttpOnly: true, Secure: c.Secure(r),
 		SameSite: http.SameSiteLaxMode, MaxAge: int(MaxAge / time.Second)})
-	st, err := c.Org.GetStaff(r.Context(), sub, sub.ID)
-	if err == nil && st.MustChangePassword {
+	if sub.PasswordChangeRequired {
 		http.Redirect(w, r, "/console/password?first=1", http.StatusSeeOther)
 		return
 	}
@@ -241,6 +247,13 @@ func (c *Console) changePassword(w http.ResponseWriter, r *http.Request, sub aut
 	if err := c.Org.ChangePassword(r.Context(), sub, r.PostFormValue("old"), r.PostFormValue("new")); err != nil {
 		c.fail(w, r, err, "console/password", p)
 		return
+	}
+	// Whoever else held a session with the old password is out now.
+	if ck, err := r.Cookie(CookieName); err == nil {
+		if err := c.Sessions.DeleteOthers(r.Context(), sub.ID, ck.Value); err != nil {
+			httpx.WriteError(w, r, err)
+			return
+		}
 	}
 	http.Redirect(w, r, "/console?ok=1", http.StatusSeeOther)
 }
@@ -292,13 +305,18 @@ func (c *Console) divisionsPage(w http.ResponseWriter, r *http.Request, sub auth
 		code = sub.Division
 	}
 	p := c.page(r, "divisions", i18n.T("行政区划", "Divisions"), nil)
-	if err := c.Policy.Authorize(sub, authz.OrgRead, code); err != nil {
-		c.fail(w, r, err, "console/divisions", p)
+	// Bad input is a 400 and an unknown code a 404 (division codes are public), before the scope check.
+	if _, err := ids.ValidateDivision(code); err != nil {
+		httpx.WriteError(w, r, err)
 		return
 	}
 	cur, err := c.Org.GetDivision(ctx, code)
 	if err != nil {
-		c.fail(w, r, err, "console/divisions", p)
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if err := c.Policy.Authorize(sub, authz.OrgRead, code); err != nil {
+		httpx.WriteError(w, r, err)
 		return
 	}
 	kids, err := c.Org.ListDivisions(ctx, code)

@@ -113,3 +113,13 @@ func (s *Sessions) DeleteExpired(ctx context.Context) (int64, error) {
 	}
 	return res.RowsAffected()
 }
+
+// DeleteOthers ends every session of a staff member except the one with keepToken (after a
+// password change, the sessions opened with the old password end).
+func (s *Sessions) DeleteOthers(ctx context.Context, staffID, keepToken string) error {
+	_, err := s.d.Exec(ctx, `DELETE FROM console_sessions WHERE staff_id = ? AND token_hash <> ?`, staffID, tokenHash(keepToken))
+	if err != nil {
+		return fmt.Errorf("end other sessions: %w", err)
+	}
+	return nil
+}

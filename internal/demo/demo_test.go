@@ -39,7 +39,7 @@ func newDeps(t testing.TB, d *db.DB) Deps {
 		t.Fatal(err)
 	}
 	return Deps{DB: d, Now: clock,
-		Org:  org.New(d, authz.NewPolicy(divisions.Contains), org.Options{Argon: cheap, Now: clock}),
+		Org:  org.New(d, authz.NewPolicy(divisions.Contains), org.Options{Argon: cheap, Now: clock, Fields: k.FieldCipher()}),
 		Base: baselib.New(d, k.FieldCipher(), baselib.Options{Now: clock})}
 }
 

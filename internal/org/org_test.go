@@ -1,6 +1,7 @@
 package org_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"github.com/dgov/dgov/internal/org"
 	"github.com/dgov/dgov/internal/org/divisions"
 	"github.com/dgov/dgov/internal/platform/authz"
+	"github.com/dgov/dgov/internal/platform/crypto"
 	"github.com/dgov/dgov/internal/platform/db"
 	"github.com/dgov/dgov/internal/platform/db/dbtest"
 	"github.com/dgov/dgov/internal/platform/i18n"
@@ -34,6 +36,7 @@ type fixture struct {
 	t    *testing.T
 	d    *db.DB
 	svc  *org.Service
+	fc   *crypto.FieldCipher
 	now  time.Time
 	fail string // audit action whose hook call fails
 	ctx  context.Context
@@ -45,9 +48,15 @@ type fixture struct {
 func newFixture(t *testing.T, d *db.DB) *fixture {
 	t.Helper()
 	f := &fixture{t: t, d: d, now: t0, ctx: context.Background(), dept: map[string]org.Department{}}
+	keys, err := crypto.Open(f.ctx, d, bytes.Repeat([]byte{7}, crypto.MasterKeySize), func() time.Time { return t0 })
+	if err != nil {
+		t.Fatalf("open keyring: %v", err)
+	}
+	f.fc = keys.FieldCipher()
 	f.svc = org.New(d, authz.NewPolicy(divisions.Contains), org.Options{
-		Argon: cheap,
-		Now:   func() time.Time { return f.now },
+		Argon:  cheap,
+		Now:    func() time.Time { return f.now },
+		Fields: f.fc,
 		Audit: func(ctx context.Context, tx *db.Tx, actor authz.Subject, action, object string, detail map[string]any) error {
 			if action == f.fail {
 				return errors.New("audit store unavailable")
@@ -362,7 +371,7 @@ func TestScope(t *testing.T) {
 		if err != nil || moved.DivisionCode != "140105" {
 			t.Errorf("move within 太原: %+v %v", moved, err)
 		}
-	}, org.Migrations, auditTable)
+	}, crypto.Migrations, org.Migrations, auditTable)
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -410,7 +419,7 @@ func TestGrantRoles(t *testing.T) {
 		if err != nil || !slices.Equal(up.Roles, []authz.Role{authz.RoleOfficer, authz.RoleOrgAdmin}) {
 			t.Errorf("org admin promotes an officer to org admin: %v %v", up.Roles, err)
 		}
-	}, org.Migrations, auditTable)
+	}, crypto.Migrations, org.Migrations, auditTable)
 }
 
 func TestStaffValidation(t *testing.T) {
@@ -491,7 +500,7 @@ func TestStaffValidation(t *testing.T) {
 		if _, err := f.svc.UpdateDepartment(f.ctx, f.admin, "nope", org.DepartmentPatch{}); !errors.Is(err, i18n.ErrNotFound) {
 			t.Errorf("update missing department: %v", err)
 		}
-	}, org.Migrations, auditTable)
+	}, crypto.Migrations, org.Migrations, auditTable)
 }
 
 func TestAuthenticate(t *testing.T) {
@@ -606,12 +615,12 @@ func TestAuthenticate(t *testing.T) {
 		if _, err := f.svc.Authenticate(f.ctx, "li.si", "Chosen-Pass-42", f.now); err != nil {
 			t.Fatal(err)
 		}
-	}, org.Migrations, auditTable)
+	}, crypto.Migrations, org.Migrations, auditTable)
 }
 
 // A hash made with older, weaker parameters is upgraded at the next login.
 func TestRehashOnLogin(t *testing.T) {
-	d := dbtest.SQLite(t, org.Migrations, auditTable)
+	d := dbtest.SQLite(t, crypto.Migrations, org.Migrations, auditTable)
 	f := newFixture(t, d)
 	stronger := org.New(d, authz.NewPolicy(divisions.Contains), org.Options{Argon: org.ArgonParams{Memory: 128, Time: 2, Threads: 1}})
 	if _, err := stronger.Authenticate(f.ctx, "admin", pw, f.now); err != nil {
@@ -708,7 +717,7 @@ func TestAudit(t *testing.T) {
 		if s, _ := f.svc.GetStaff(f.ctx, f.admin, st.ID); s.FailedLogins != 0 {
 			t.Fatalf("failure counted though its audit failed: %d", s.FailedLogins)
 		}
-	}, org.Migrations, auditTable)
+	}, crypto.Migrations, org.Migrations, auditTable)
 }
 
 func TestBootstrapAdmin(t *testing.T) {

@@ -15,8 +15,10 @@ import (
 
 	"github.com/dgov/dgov/internal/org/divisions"
 	"github.com/dgov/dgov/internal/platform/authz"
+	"github.com/dgov/dgov/internal/platform/crypto"
 	"github.com/dgov/dgov/internal/platform/db"
 	"github.com/dgov/dgov/internal/platform/i18n"
+	"github.com/dgov/dgov/internal/platform/ids"
 )
 
 // Service holds the organisation rules: validation, authorization and login.
@@ -26,6 +28,7 @@ type Service struct {
 	argon  ArgonParams
 	audit  AuditFunc
 	now    func() time.Time
+	fields *crypto.FieldCipher // nil: no phone numbers can be stored or read
 	// hashing bounds concurrent Argon2 runs: each holds Argon.Memory.
 	hashing chan struct{}
 	// dummy is verified for unknown usernames so they cost what known ones cost.
@@ -37,7 +40,7 @@ type Service struct {
 // New returns the organisation service on d, authorizing with policy (which must nest
 // divisions as internal/org/divisions.Contains does, like the SQL scope filter).
 func New(d *db.DB, policy *authz.Policy, opts Options) *Service {
-	s := &Service{d: d, policy: policy, argon: opts.Argon.withDefaults(), audit: opts.Audit, now: opts.Now}
+	s := &Service{d: d, policy: policy, argon: opts.Argon.withDefaults(), audit: opts.Audit, now: opts.Now, fields: opts.Fields}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -499,8 +502,76 @@ func (s *Service) staffDepartment(ctx context.Context, q db.Querier, actor authz
 }
 
 func validName(v string) (string, error) { return text("name", "姓名", "the name", v, true, 64) }
-func validPhone(v string) (string, error) {
-	return text("phone", "联系电话", "the phone number", v, false, 32)
+
+// cleanPhone validates a phone number as a mainland mobile and returns its normalised 11
+// digits, or "" for none. A number cannot be stored without a field cipher.
+func (s *Service) cleanPhone(v string) (string, error) {
+	if strings.TrimSpace(v) == "" {
+		return "", nil
+	}
+	n, err := ids.ValidateMobile(v)
+	if e, ok := i18n.As(err); ok {
+		return "", e.WithField("phone")
+	} else if err != nil {
+		return "", err
+	}
+	if s.fields == nil {
+		return "", ErrNoFieldCipher
+	}
+	return n, nil
+}
+
+// phoneAAD binds a sealed phone number to its row and column.
+func phoneAAD(id string) string { return "org.staff:" + id + ":phone" }
+
+// sealPhone sets r.phoneEnc and r.phoneIdx from r.Phone (r.ID must be set): both empty
+// when there is no number.
+func (s *Service) sealPhone(r *staffRow) error {
+	r.phoneEnc, r.phoneIdx = nil, ""
+	if r.Phone == "" {
+		return nil
+	}
+	if s.fields == nil {
+		return ErrNoFieldCipher
+	}
+	enc, err := s.fields.Seal(r.Phone, phoneAAD(r.ID))
+	if err != nil {
+		return fmt.Errorf("seal phone of staff %s: %w", r.ID, err)
+	}
+	r.phoneEnc, r.phoneIdx = enc, s.fields.BlindIndex(IndexMobile, r.Phone)
+	return nil
+}
+
+// openPhone decrypts the phone number of a row read from the database ("" when none).
+func (s *Service) openPhone(r staffRow) (string, error) {
+	if len(r.phoneEnc) == 0 {
+		return "", nil
+	}
+	if s.fields == nil {
+		return "", ErrNoFieldCipher
+	}
+	p, err := s.fields.Open(r.phoneEnc, phoneAAD(r.ID))
+	if err != nil {
+		return "", fmt.Errorf("open phone of staff %s: %w", r.ID, err)
+	}
+	return p, nil
+}
+
+// withPhone is r's Staff with the phone number decrypted, in full.
+func (s *Service) withPhone(r staffRow) (Staff, error) {
+	p, err := s.openPhone(r)
+	if err != nil {
+		return Staff{}, err
+	}
+	r.Phone = p
+	return r.Staff, nil
+}
+
+// mayEdit reports whether actor could change the account (UpdateStaff's rule: StaffEdit
+// over its division and able to grant each of its roles); such an actor, and the holder,
+// see its phone number in full.
+func (s *Service) mayEdit(actor authz.Subject, r staffRow) bool {
+	return s.policy.Allowed(actor, authz.StaffEdit, r.DivisionCode) && s.canManage(actor, r.Roles) == nil
 }
 
 // CreateStaff creates a staff account in a department. The actor needs StaffEdit over the
@@ -543,7 +614,7 @@ func (s *Service) cleanStaff(in StaffInput) (staffRow, error) {
 	if r.Name, err = validName(in.Name); err != nil {
 		return r, err
 	}
-	if r.Phone, err = validPhone(in.Phone); err != nil {
+	if r.Phone, err = s.cleanPhone(in.Phone); err != nil {
 		return r, err
 	}
 	if r.Roles, err = s.validRoles(in.Roles); err != nil {
@@ -554,6 +625,9 @@ func (s *Service) cleanStaff(in StaffInput) (staffRow, error) {
 
 func (s *Service) createStaff(ctx context.Context, tx *db.Tx, actor authz.Subject, r staffRow, dep Department, extra map[string]any) (Staff, error) {
 	r.ID = db.NewID()
+	if err := s.sealPhone(&r); err != nil {
+		return Staff{}, err
+	}
 	r.DepartmentID, r.DivisionCode = dep.ID, dep.DivisionCode
 	r.Active = true
 	r.CreatedAt = s.clock()
@@ -572,6 +646,7 @@ func (s *Service) createStaff(ctx context.Context, tx *db.Tx, actor authz.Subjec
 	for k, v := range extra {
 		detail[k] = v
 	}
+	got.Phone = r.Phone // the creator may edit the account: the number in full
 	return got.Staff, s.record(ctx, tx, actor, ActionStaffCreate, "staff:"+got.ID, detail)
 }
 
@@ -589,7 +664,7 @@ func (s *Service) UpdateStaff(ctx context.Context, actor authz.Subject, id strin
 		}
 	}
 	if p.Phone != nil {
-		if phone, err = validPhone(*p.Phone); err != nil {
+		if phone, err = s.cleanPhone(*p.Phone); err != nil {
 			return Staff{}, err
 		}
 	}
@@ -618,8 +693,17 @@ func (s *Service) UpdateStaff(ctx context.Context, actor authz.Subject, id strin
 		if p.Name != nil && name != cur.Name {
 			next.Name, changes["name"] = name, name
 		}
-		if p.Phone != nil && phone != cur.Phone {
-			next.Phone, changes["phone"] = phone, "changed" // personal data stays out of the audit log
+		if p.Phone != nil {
+			old, err := s.openPhone(cur)
+			if err != nil {
+				return err
+			}
+			if phone != old {
+				next.Phone, changes["phone"] = phone, "changed" // personal data stays out of the audit log
+				if err := s.sealPhone(&next); err != nil {
+					return err
+				}
+			}
 		}
 		if p.DepartmentID != nil && strings.TrimSpace(*p.DepartmentID) != cur.DepartmentID {
 			dep, err := s.staffDepartment(ctx, tx, actor, *p.DepartmentID)
@@ -646,8 +730,8 @@ func (s *Service) UpdateStaff(ctx context.Context, actor authz.Subject, id strin
 			next.Roles, changes["roles"] = roles, roles
 		}
 		if len(changes) == 0 {
-			out = cur.Staff
-			return nil
+			out, err = s.withPhone(cur)
+			return err
 		}
 		next.UpdatedAt = s.clock()
 		if err := updateStaff(ctx, tx, next); err != nil {
@@ -662,7 +746,9 @@ func (s *Service) UpdateStaff(ctx context.Context, actor authz.Subject, id strin
 		if err != nil {
 			return fmt.Errorf("read staff %s: %w", id, err)
 		}
-		out = got.Staff
+		if out, err = s.withPhone(got); err != nil {
+			return err
+		}
 		return s.record(ctx, tx, actor, ActionStaffUpdate, "staff:"+id, changes)
 	})
 	return out, err
@@ -771,6 +857,8 @@ func (s *Service) ChangePassword(ctx context.Context, actor authz.Subject, oldPa
 }
 
 // GetStaff returns an account: one's own always, others with OrgRead over their division.
+// The phone number is in full for the holder and for an actor who may edit the account
+// (see mayEdit), masked (138****5678) for other readers.
 func (s *Service) GetStaff(ctx context.Context, actor authz.Subject, id string) (Staff, error) {
 	cur, err := getStaff(ctx, s.d, id)
 	if isNoRow(err) {
@@ -779,12 +867,20 @@ func (s *Service) GetStaff(ctx context.Context, actor authz.Subject, id string) 
 	if err != nil {
 		return Staff{}, fmt.Errorf("get staff %s: %w", id, err)
 	}
-	if !isSelf(actor, id) {
+	self := isSelf(actor, id)
+	if !self {
 		if err := s.policy.Authorize(actor, authz.OrgRead, cur.DivisionCode); err != nil {
 			return Staff{}, err
 		}
 	}
-	return cur.Staff, nil
+	out, err := s.withPhone(cur)
+	if err != nil {
+		return Staff{}, err
+	}
+	if !self && !s.mayEdit(actor, cur) {
+		out.Phone = ids.MaskMobile(out.Phone)
+	}
+	return out, nil
 }
 
 // ListStaff lists accounts within the actor's scope, filtered in SQL, phone numbers masked.
@@ -793,20 +889,18 @@ func (s *Service) ListStaff(ctx context.Context, actor authz.Subject, f StaffFil
 	if err := s.listRoot(actor, f.Division); err != nil {
 		return nil, err
 	}
-	out, err := listStaff(ctx, s.d, actor.Division, f)
-	for i := range out {
-		out[i].Phone = maskPhone(out[i].Phone)
+	rows, err := listStaff(ctx, s.d, actor.Division, f)
+	if err != nil {
+		return nil, err
 	}
-	return out, err
-}
-
-// maskPhone keeps the first 3 and last 4 characters of a number (138****5678).
-func maskPhone(p string) string {
-	r := []rune(p)
-	if len(r) < 8 {
-		return strings.Repeat("*", len(r))
+	out := make([]Staff, len(rows))
+	for i, r := range rows {
+		if out[i], err = s.withPhone(r); err != nil {
+			return nil, err
+		}
+		out[i].Phone = ids.MaskMobile(out[i].Phone)
 	}
-	return string(r[:3]) + strings.Repeat("*", len(r)-7) + string(r[len(r)-4:])
+	return out, nil
 }
 
 // Subject rebuilds the subject of a staff account from the database, refusing disabled or
@@ -827,7 +921,7 @@ func (s *Service) Subject(ctx context.Context, id string) (authz.Subject, error)
 
 func subjectOf(st Staff) authz.Subject {
 	return authz.Subject{Kind: authz.Staff, ID: st.ID, Name: st.Name, Division: st.DivisionCode, Dept: st.DepartmentID,
-		Roles: slices.Clone(st.Roles)}
+		Roles: slices.Clone(st.Roles), PasswordChangeRequired: st.MustChangePassword}
 }
 
 // ---- login ----
@@ -1071,7 +1165,10 @@ func (s *Service) BootstrapAdmin(ctx context.Context, username, name, password s
 
 // Counts are the public figures the portal shows: how many divisions and active departments
 // the platform covers. They name no one and need no authorization.
-type Counts struct{ Divisions, Departments int }
+type Counts struct {
+	Divisions   int `json:"divisions"`
+	Departments int `json:"departments"`
+}
 
 // CountPublic returns Counts.
 func (s *Service) CountPublic(ctx context.Context) (Counts, error) {

@@ -316,26 +316,32 @@ func listDepartments(ctx context.Context, q db.Querier, actorDivision string, f 
 
 // ---- staff ----
 
-const staffSelect = `SELECT s.id, s.username, s.name, s.department_id, p.name, s.division_code, s.phone,
+const staffSelect = `SELECT s.id, s.username, s.name, s.department_id, p.name, s.division_code, s.phone_enc, s.phone_idx,
 	s.must_change_password, s.active, s.failed_logins, s.locked_until, s.created_at, s.updated_at, s.last_login_at,
 	s.password_hash
 	FROM staff s JOIN departments p ON p.id = s.department_id`
 
-// staffRow is a staff account with its password hash, for this package only.
+// staffRow is a staff account with its password hash and its sealed phone number, for this
+// package only. Staff.Phone is empty as read: the service opens phoneEnc where it needs
+// the number (Service.withPhone). On writes, phoneEnc and phoneIdx are what is stored.
 type staffRow struct {
 	Staff
-	hash string
+	hash     string
+	phoneEnc []byte // nil when no phone
+	phoneIdx string // "" when no phone
 }
 
 func scanStaff(r scanner) (staffRow, error) {
 	var s staffRow
 	var locked, last sql.NullTime
-	if err := r.Scan(&s.ID, &s.Username, &s.Name, &s.DepartmentID, &s.DepartmentName, &s.DivisionCode, &s.Phone,
+	var phoneIdx sql.NullString
+	if err := r.Scan(&s.ID, &s.Username, &s.Name, &s.DepartmentID, &s.DepartmentName, &s.DivisionCode, &s.phoneEnc, &phoneIdx,
 		&s.MustChangePassword, &s.Active, &s.FailedLogins, &locked, &s.CreatedAt, &s.UpdatedAt, &last, &s.hash); err != nil {
 		return s, err
 	}
 	s.LockedUntil, s.LastLoginAt = timePtr(locked), timePtr(last)
 	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
+	s.phoneIdx = phoneIdx.String
 	return s, nil
 }
 
@@ -393,10 +399,11 @@ func loadRoles(ctx context.Context, q db.Querier, ids []string) (map[string][]au
 }
 
 func insertStaff(ctx context.Context, q db.Querier, s staffRow) error {
-	_, err := q.Exec(ctx, `INSERT INTO staff (id, username, name, department_id, division_code, phone, password_hash,
-		must_change_password, active, failed_logins, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
-		s.ID, s.Username, s.Name, s.DepartmentID, s.DivisionCode, s.Phone, s.hash, s.MustChangePassword, s.Active,
-		s.CreatedAt, s.UpdatedAt)
+	_, err := q.Exec(ctx, `INSERT INTO staff (id, username, name, department_id, division_code, phone_enc, phone_idx,
+		password_hash, must_change_password, active, failed_logins, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+		s.ID, s.Username, s.Name, s.DepartmentID, s.DivisionCode, nullBytes(s.phoneEnc), nullable(s.phoneIdx), s.hash,
+		s.MustChangePassword, s.Active, s.CreatedAt, s.UpdatedAt)
 	if err != nil {
 		return err
 	}
@@ -415,9 +422,18 @@ func setRoles(ctx context.Context, q db.Querier, id string, roles []authz.Role) 
 }
 
 func updateStaff(ctx context.Context, q db.Querier, s staffRow) error {
-	_, err := q.Exec(ctx, `UPDATE staff SET name = ?, department_id = ?, division_code = ?, phone = ?, active = ?, updated_at = ?
-		WHERE id = ?`, s.Name, s.DepartmentID, s.DivisionCode, s.Phone, s.Active, s.UpdatedAt, s.ID)
+	_, err := q.Exec(ctx, `UPDATE staff SET name = ?, department_id = ?, division_code = ?, phone_enc = ?, phone_idx = ?,
+		active = ?, updated_at = ? WHERE id = ?`,
+		s.Name, s.DepartmentID, s.DivisionCode, nullBytes(s.phoneEnc), nullable(s.phoneIdx), s.Active, s.UpdatedAt, s.ID)
 	return err
+}
+
+// nullBytes stores an empty byte slice as NULL.
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 // setPassword stores a new hash; mustChange tells whether the holder must change it at the
@@ -475,7 +491,7 @@ func lockStaffRow(ctx context.Context, tx *db.Tx, id string) error {
 	return err
 }
 
-func listStaff(ctx context.Context, q db.Querier, actorDivision string, f StaffFilter) ([]Staff, error) {
+func listStaff(ctx context.Context, q db.Querier, actorDivision string, f StaffFilter) ([]staffRow, error) {
 	s := newScope("s.division_code", actorDivision, f.Division, f.IncludeSub)
 	if f.DepartmentID != "" {
 		s.cond(`s.department_id = ?`, f.DepartmentID)
@@ -497,14 +513,14 @@ func listStaff(ctx context.Context, q db.Querier, actorDivision string, f StaffF
 		return nil, fmt.Errorf("list staff: %w", err)
 	}
 	defer rows.Close()
-	var out []Staff
+	var out []staffRow
 	var ids []string
 	for rows.Next() {
 		r, err := scanStaff(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list staff: %w", err)
 		}
-		out = append(out, r.Staff)
+		out = append(out, r)
 		ids = append(ids, r.ID)
 	}
 	if err := rows.Err(); err != nil {

@@ -9,28 +9,30 @@ package org
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/dgov/dgov/internal/org/divisions"
 	"github.com/dgov/dgov/internal/platform/authz"
+	"github.com/dgov/dgov/internal/platform/crypto"
 	"github.com/dgov/dgov/internal/platform/db"
 	"github.com/dgov/dgov/internal/platform/i18n"
 )
 
 // Department is a government body (部门) of one division, e.g. 太原市市场监督管理局.
 type Department struct {
-	ID           string
-	DivisionCode string
-	DivisionName string // filled on reads
-	Code         string // unique within the division, e.g. "scjg"
-	Name         string // e.g. 太原市市场监督管理局
-	ShortName    string // e.g. 市市场监管局
-	Kind         string // e.g. 市场监督管理局
-	ParentID     string // "" when none
-	Active       bool
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	ID           string    `json:"id"`
+	DivisionCode string    `json:"division_code"`
+	DivisionName string    `json:"division_name"` // filled on reads
+	Code         string    `json:"code"`          // unique within the division, e.g. "scjg"
+	Name         string    `json:"name"`          // e.g. 太原市市场监督管理局
+	ShortName    string    `json:"short_name"`    // e.g. 市市场监管局
+	Kind         string    `json:"kind"`          // e.g. 市场监督管理局
+	ParentID     string    `json:"parent_id"`     // "" when none
+	Active       bool      `json:"active"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // DepartmentInput creates a department.
@@ -67,22 +69,26 @@ type DepartmentFilter struct {
 }
 
 // Staff is a staff account (公务人员账号). The password hash never leaves the package.
+//
+// Phone is personal data, stored SM4-encrypted: the normalised 11-digit mobile number, or
+// "" when none. ListStaff masks it (138****5678); GetStaff shows it in full only to the
+// holder and to whoever may edit the account, and masked to other readers.
 type Staff struct {
-	ID                 string
-	Username           string // lower-case
-	Name               string
-	DepartmentID       string
-	DepartmentName     string // filled on reads
-	DivisionCode       string // the department's division: the account's scope
-	Phone              string // as given; masked in lists
-	Roles              []authz.Role
-	MustChangePassword bool
-	Active             bool
-	FailedLogins       int
-	LockedUntil        *time.Time
-	CreatedAt          time.Time
-	UpdatedAt          time.Time
-	LastLoginAt        *time.Time
+	ID                 string       `json:"id"`
+	Username           string       `json:"username"` // lower-case
+	Name               string       `json:"name"`
+	DepartmentID       string       `json:"department_id"`
+	DepartmentName     string       `json:"department_name"` // filled on reads
+	DivisionCode       string       `json:"division_code"`   // the department's division: the account's scope
+	Phone              string       `json:"phone"`
+	Roles              []authz.Role `json:"roles"`
+	MustChangePassword bool         `json:"must_change_password"`
+	Active             bool         `json:"active"`
+	FailedLogins       int          `json:"failed_logins"`
+	LockedUntil        *time.Time   `json:"locked_until"`
+	CreatedAt          time.Time    `json:"created_at"`
+	UpdatedAt          time.Time    `json:"updated_at"`
+	LastLoginAt        *time.Time   `json:"last_login_at"`
 }
 
 // StaffInput creates a staff account. The division comes from the department.
@@ -90,7 +96,7 @@ type StaffInput struct {
 	Username     string
 	Name         string
 	DepartmentID string
-	Phone        string
+	Phone        string // a mainland mobile number in any form ids.ValidateMobile accepts; "" for none
 	Roles        []authz.Role
 	Password     string // initial password; the holder must change it at first login
 }
@@ -99,7 +105,7 @@ type StaffInput struct {
 type StaffPatch struct {
 	Name         *string
 	DepartmentID *string
-	Phone        *string
+	Phone        *string // pointer to "" removes the number
 	Active       *bool
 	Roles        *[]authz.Role // the complete new set
 }
@@ -146,7 +152,19 @@ type Options struct {
 	// MaxHashing bounds concurrent Argon2 computations (each takes Argon.Memory);
 	// default GOMAXPROCS.
 	MaxHashing int
+	// Fields encrypts the personal-data fields of staff accounts (the phone number) and
+	// computes their blind indexes: pass Keyring.FieldCipher(). Without it, writing or
+	// reading a phone number fails with ErrNoFieldCipher; accounts without one still work.
+	Fields *crypto.FieldCipher
 }
+
+// IndexMobile is the blind-index kind of phone numbers (staff.phone_idx): the kind the base
+// libraries use for mobiles, so that one lookup value serves both.
+const IndexMobile = "mobile"
+
+// ErrNoFieldCipher is returned when a phone number is to be sealed or opened but the
+// service was built without Options.Fields: a wiring mistake, not bad input.
+var ErrNoFieldCipher = errors.New("org: no field cipher configured")
 
 // Lockout after consecutive failed logins: LockAfter failures lock the account for
 // LockBase, each further failure doubles the lock, up to LockMax. Failures while locked are

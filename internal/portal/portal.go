@@ -5,7 +5,6 @@ package portal
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/dgov/dgov/internal/org"
 	"github.com/dgov/dgov/internal/platform/httpx"
@@ -49,11 +48,7 @@ func (p *Portal) setLang(w http.ResponseWriter, r *http.Request) {
 	lang := i18n.Parse(r.URL.Query().Get("to"))
 	http.SetCookie(w, &http.Cookie{Name: "dgov_lang", Value: string(lang), Path: "/", MaxAge: 365 * 24 * 3600,
 		HttpOnly: true, Secure: p.Secure(r), SameSite: http.SameSiteLaxMode})
-	back := r.URL.Query().Get("back")
-	if !strings.HasPrefix(back, "/") || strings.HasPrefix(back, "//") || strings.Contains(back, "\\") {
-		back = "/"
-	}
-	http.Redirect(w, r, back, http.StatusSeeOther)
+	http.Redirect(w, r, httpx.LocalPath(r.URL.Query().Get("back"), "/"), http.StatusSeeOther)
 }
 
 func (p *Portal) notFound(w http.ResponseWriter, r *http.Request) {

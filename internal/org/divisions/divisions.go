@@ -76,10 +76,10 @@ func (l Level) String() string {
 
 // Division is one administrative division.
 type Division struct {
-	Code   string // 6 digits, or 9 for a township
-	Name   string // e.g. 小店区
-	Parent string // code of the enclosing division; empty for a province
-	Level  Level
+	Code   string `json:"code"`   // 6 digits, or 9 for a township
+	Name   string `json:"name"`   // e.g. 小店区
+	Parent string `json:"parent"` // code of the enclosing division; empty for a province
+	Level  Level  `json:"level"`  // an integer in JSON: 1 province … 4 township
 }
 
 type node struct {

@@ -39,13 +39,18 @@ CREATE INDEX departments_parent ON departments (parent_id);
 
 -- username is stored lower-case, which makes the UNIQUE constraint case-insensitive.
 -- division_code is the department's, copied so scope checks need no join.
+-- The phone number is personal data: phone_enc holds crypto.FieldCipher.Seal of the
+-- normalised 11-digit mobile (ids.ValidateMobile) under the associated data
+-- "org.staff:<id>:phone", and phone_idx its keyed SM3 blind index (FieldCipher.BlindIndex,
+-- kind "mobile", the kind baselib uses) for exact lookup; both are NULL when there is none.
 CREATE TABLE staff (
 	id                   TEXT PRIMARY KEY,
 	username             TEXT NOT NULL UNIQUE CHECK (username = lower(username)),
 	name                 TEXT NOT NULL,
 	department_id        TEXT NOT NULL REFERENCES departments (id),
 	division_code        TEXT NOT NULL REFERENCES divisions (code),
-	phone                TEXT NOT NULL DEFAULT '',
+	phone_enc            {{BLOB}},
+	phone_idx            TEXT,
 	password_hash        TEXT NOT NULL,
 	must_change_password {{BOOL}} NOT NULL DEFAULT FALSE,
 	active               {{BOOL}} NOT NULL DEFAULT TRUE,
@@ -53,10 +58,12 @@ CREATE TABLE staff (
 	locked_until         {{TIME}},
 	created_at           {{TIME}} NOT NULL,
 	updated_at           {{TIME}} NOT NULL,
-	last_login_at        {{TIME}}
+	last_login_at        {{TIME}},
+	CHECK ((phone_enc IS NULL) = (phone_idx IS NULL))
 );
 CREATE INDEX staff_department ON staff (department_id);
 CREATE INDEX staff_division ON staff (division_code);
+CREATE INDEX staff_phone ON staff (phone_idx);
 
 CREATE TABLE staff_roles (
 	staff_id TEXT NOT NULL REFERENCES staff (id) ON DELETE CASCADE,

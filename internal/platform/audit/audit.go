@@ -91,27 +91,27 @@ type Entry struct {
 
 // Record is one stored entry.
 type Record struct {
-	Seq           int64
-	At            time.Time
-	Actor         string
-	ActorDivision string
-	Action        string
-	Object        string
-	Outcome       string
-	IP            string
-	RequestID     string
-	Detail        json.RawMessage // nil when the entry has none
-	PrevHash      string
-	Hash          string
+	Seq           int64           `json:"seq"`
+	At            time.Time       `json:"at"`
+	Actor         string          `json:"actor"`
+	ActorDivision string          `json:"actor_division"`
+	Action        string          `json:"action"`
+	Object        string          `json:"object"`
+	Outcome       string          `json:"outcome"`
+	IP            string          `json:"ip"`
+	RequestID     string          `json:"request_id"`
+	Detail        json.RawMessage `json:"detail,omitempty"` // nil when the entry has none
+	PrevHash      string          `json:"prev_hash"`
+	Hash          string          `json:"hash"`
 }
 
 // Checkpoint is a signed head of the chain: entry Seq has hash Hash.
 type Checkpoint struct {
-	Seq       int64
-	Hash      string
-	At        time.Time
-	KeyID     string
-	Signature []byte
+	Seq       int64     `json:"seq"`
+	Hash      string    `json:"hash"`
+	At        time.Time `json:"at"`
+	KeyID     string    `json:"key_id"`
+	Signature []byte    `json:"signature"`
 }
 
 // Options tune a Log.

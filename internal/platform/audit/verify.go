@@ -13,27 +13,27 @@ import (
 
 // Report is the outcome of Verify.
 type Report struct {
-	Entries     int64 // entries read and checked
-	Checkpoints int64 // checkpoints whose signature was checked
+	Entries     int64 `json:"entries"`     // entries read and checked
+	Checkpoints int64 `json:"checkpoints"` // checkpoints whose signature was checked
 	// Head is the head seq when verification began; entries appended later are not covered.
-	Head int64
-	OK   bool
+	Head int64 `json:"head"`
+	OK   bool  `json:"ok"`
 	// FirstBad is the seq of the first problem: the edited entry, the first missing one, the
 	// entry whose link to its predecessor breaks, or the checkpoint that no longer matches.
-	FirstBad int64
-	Reason   i18n.Text // the first problem, or a summary when OK
+	FirstBad int64     `json:"first_bad"`
+	Reason   i18n.Text `json:"reason"` // the first problem, or a summary when OK
 	// LastCheckpoint is the newest checkpoint that verified: entries up to it are vouched for by
 	// a signature, later ones only by the chain.
-	LastCheckpoint *Checkpoint
-	Problems       []Problem // in seq order, at most maxProblems
-	ProblemCount   int       // all problems found, also those not listed
+	LastCheckpoint *Checkpoint `json:"last_checkpoint"`
+	Problems       []Problem   `json:"problems"`      // in seq order, at most maxProblems
+	ProblemCount   int         `json:"problem_count"` // all problems found, also those not listed
 }
 
 // Problem is one finding of Verify.
 type Problem struct {
-	Seq    int64
-	Kind   string // one of the Problem… constants
-	Reason i18n.Text
+	Seq    int64     `json:"seq"`
+	Kind   string    `json:"kind"` // one of the Problem… constants
+	Reason i18n.Text `json:"reason"`
 }
 
 // Kinds of Problem.

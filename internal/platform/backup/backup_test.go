@@ -999,3 +999,152 @@ func TestIncompatibleValue(t *testing.T) {
 		t.Fatalf("big = %#v (%v)", big, err)
 	}
 }
+
+// keyRows is the target's crypto_keys, to tell that a restore left its keys alone.
+func keyRows(t *testing.T, d *db.DB) []string {
+	t.Helper()
+	rows, err := d.Query(context.Background(), `SELECT id, purpose, private_enc, COALESCE(public_key, '') FROM crypto_keys ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id, purpose, pub string
+		var enc []byte
+		if err := rows.Scan(&id, &purpose, &enc, &pub); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s|%s|%x|%s", id, purpose, enc, crypto.SM3Hex([]byte(pub))))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestBeforeCommit: BeforeCommit runs in the restore's transaction on the restored rows, and
+// when it fails the restore leaves the target exactly as it was — under Replace too, with the
+// target's own rows, keys and files all still there.
+func TestBeforeCommit(t *testing.T) {
+	eachDialect(t, func(t *testing.T, dialect db.Dialect) {
+		ctx := context.Background()
+		srcMaster := newMaster(t)
+		src := newNode(t, otherDialect(dialect))
+		k, pem := src.keys(t, srcMaster)
+		src.fill(t)
+		file, _ := create(t, src, k, pem)
+
+		// The target is an installed node: keys under its own master, a row of its own, and a
+		// different file under one of the backup's keys.
+		dstMaster := newMaster(t)
+		dst := newNode(t, dialect)
+		dstKeys, _ := dst.keys(t, dstMaster)
+		if _, err := dst.d.Exec(ctx, `INSERT INTO ledger (seq, entry) VALUES (99, 'mine')`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dst.blobs.Put(ctx, "a/b/c.txt", strings.NewReader("mine"), 4, ""); err != nil {
+			t.Fatal(err)
+		}
+		state := func() string {
+			return fmt.Sprint(dump(t, dst.d), keyRows(t, dst.d), blobSummary(t, dst.blobs),
+				count(t, dst.d, "river_job"))
+		}
+		before := state()
+		unchanged := func(what string) {
+			t.Helper()
+			if got := state(); got != before {
+				t.Errorf("%s changed the target:\n got %s\nwant %s", what, got, before)
+			}
+			if _, err := dst.d.Exec(ctx, `DELETE FROM ledger WHERE seq = 99`); err == nil {
+				t.Errorf("%s: the append-only trigger is gone", what)
+			}
+			// The node still starts: its keys open with its master.
+			if err := dstKeys.Reload(ctx); err != nil {
+				t.Errorf("%s: keyring: %v", what, err)
+			}
+		}
+
+		// A failing BeforeCommit, after having looked at and written to the restored database.
+		refused := errors.New("the hook says no")
+		calls := 0
+		_, err := backup.Restore(ctx, dst.d, dst.blobs, bytes.NewReader(file), backup.RestoreOptions{Replace: true,
+			BeforeCommit: func(ctx context.Context, tx *db.Tx) error {
+				calls++
+				if tx.SQLDialect() != dialect {
+					t.Errorf("BeforeCommit got a %s transaction", tx.SQLDialect())
+				}
+				// It sees the backup's rows, not the target's...
+				var all, mine int
+				if err := tx.QueryRow(ctx, `SELECT COUNT(*), COUNT(CASE WHEN seq = 99 THEN 1 END) FROM ledger`).Scan(&all, &mine); err != nil {
+					t.Fatal(err)
+				}
+				if all != 2 || mine != 0 {
+					t.Errorf("BeforeCommit sees %d ledger rows (%d of the target's), want the backup's 2", all, mine)
+				}
+				// ...writes in the restore's transaction...
+				if _, err := tx.Exec(ctx, `INSERT INTO ledger (seq, entry) VALUES (100, 'hook')`); err != nil {
+					t.Fatal(err)
+				}
+				// ...with the triggers back (last: on PostgreSQL the failed statement ends the
+				// transaction's usefulness).
+				if _, err := tx.Exec(ctx, `DELETE FROM ledger WHERE seq = 100`); err == nil {
+					t.Error("BeforeCommit runs before the triggers are back")
+				}
+				return refused
+			}})
+		if !errors.Is(err, refused) || !errors.Is(err, backup.ErrRestoreFailed) || !strings.Contains(err.Error(), "the hook says no") {
+			t.Fatalf("failing BeforeCommit: %v", err)
+		}
+		if calls != 1 {
+			t.Errorf("BeforeCommit called %d times", calls)
+		}
+		unchanged("a failing BeforeCommit")
+
+		// A row BeforeCommit writes is checked like the restored ones.
+		_, err = backup.Restore(ctx, dst.d, dst.blobs, bytes.NewReader(file), backup.RestoreOptions{Replace: true,
+			BeforeCommit: func(ctx context.Context, tx *db.Tx) error {
+				_, err := tx.Exec(ctx, `INSERT INTO b_offices (id, region) VALUES ('orphan', 'nowhere')`)
+				return err
+			}})
+		if !errors.Is(err, backup.ErrRestoreFailed) {
+			t.Fatalf("BeforeCommit writing a row with a missing parent: %v", err)
+		}
+		unchanged("a BeforeCommit breaking a foreign key")
+
+		// What the CLI does: the backup's keys are wrapped under another master than this
+		// node's. The i18n error comes back as it is.
+		_, err = backup.Restore(ctx, dst.d, dst.blobs, bytes.NewReader(file), backup.RestoreOptions{Replace: true,
+			BeforeCommit: func(ctx context.Context, tx *db.Tx) error { return crypto.CheckMasterKey(ctx, tx, dstMaster) }})
+		if ie, ok := i18n.As(err); !errors.Is(err, crypto.ErrMasterKeyMismatch) || !ok || ie.Code != crypto.ErrMasterKeyMismatch.Code {
+			t.Fatalf("restore of keys under another master: %v", err)
+		}
+		unchanged("a master key mismatch")
+
+		// With the master the keys were wrapped under, the restore goes through, with what
+		// BeforeCommit wrote.
+		calls = 0
+		_, err = backup.Restore(ctx, dst.d, dst.blobs, bytes.NewReader(file), backup.RestoreOptions{Replace: true,
+			BeforeCommit: func(ctx context.Context, tx *db.Tx) error {
+				calls++
+				if err := crypto.CheckMasterKey(ctx, tx, srcMaster); err != nil {
+					return err
+				}
+				_, err := tx.Exec(ctx, `INSERT INTO ledger (seq, entry) VALUES (3, 'restored')`)
+				return err
+			}})
+		if err != nil || calls != 1 {
+			t.Fatalf("restore under the right master: %v (BeforeCommit called %d times)", err, calls)
+		}
+		want := dump(t, src.d)
+		want["ledger"] = append(want["ledger"], "3|restored|")
+		sameDump(t, "restored", want, dump(t, dst.d))
+		if got, want := blobSummary(t, dst.blobs), blobSummary(t, src.blobs); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("blobs:\n got %v\nwant %v", got, want)
+		}
+		k2, err := crypto.Open(ctx, dst.d, srcMaster, nil)
+		if err != nil || k2.ActiveKeyID() != k.ActiveKeyID() {
+			t.Fatalf("restored keyring: %v", err)
+		}
+	})
+}

@@ -40,6 +40,19 @@ type RestoreOptions struct {
 	// TempDir receives the unpacked backup while it is checked and restored (as much disk as
 	// the uncompressed backup); empty means os.TempDir().
 	TempDir string
+	// BeforeCommit, if set, is called inside the restore's transaction when the database is
+	// as it would be committed — every row inserted (under Replace, the target's own rows
+	// gone), sequences moved on, triggers back — and before any blob is written. tx reads and
+	// writes in that transaction; what it writes is committed with the restore.
+	//
+	// It is the place to check that this node can use the restored data, e.g. that the
+	// restored keys open with its master key (crypto.CheckMasterKey): an error aborts the
+	// restore, which then leaves the database and the blob store as they were, and Restore
+	// returns it wrapped ("before commit: …") — inside ErrRestoreFailed unless it already
+	// holds an i18n error; errors.Is matches the original either way. Should the database make
+	// the transaction start over (db.InTx retries a deadlock or a serialization failure), it
+	// is called again.
+	BeforeCommit func(ctx context.Context, tx *db.Tx) error
 }
 
 func (o *RestoreOptions) progress(stage string, done, total int64) {
@@ -54,9 +67,10 @@ func (o *RestoreOptions) progress(stage string, done, total int64) {
 // backup's migration versions. Restore first reads the whole backup into TempDir and checks
 // every file's SM3 digest and the signature — a tar stream can only be read once, front to
 // back, and nothing may change before all of it is known good. Then, in one transaction, it
-// inserts every row, parents before children, and writes the blobs just before committing:
-// a corrupt file, a refused target or a failed insert leave the database as it was (and remove
-// the blobs this restore added). Blobs that Replace overwrote cannot be put back.
+// inserts every row, parents before children, calls BeforeCommit, and writes the blobs just
+// before committing: a corrupt file, a refused target, a failed insert or BeforeCommit leave
+// the database as it was (and remove the blobs this restore added). Blobs that Replace
+// overwrote cannot be put back, so nothing that can fail comes between them and the commit.
 //
 // Triggers are set aside while the rows go in (pg_dump --disable-triggers does the same):
 // the rows are a copy of rows that already passed them, and append-only triggers such as the
@@ -103,7 +117,8 @@ type restorer struct {
 	created []string // blob keys this restore added, removed again if it fails
 }
 
-// runner is what a transaction needs: *sql.Tx on PostgreSQL, *sql.Conn on SQLite (see run).
+// runner is what the restore needs of its transaction (the *sql.Tx of a *db.Tx, used directly
+// for SQL that is already in the target's dialect).
 type runner interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -134,49 +149,18 @@ func (rs *restorer) checkBlobsAbsent(ctx context.Context) error {
 	return nil
 }
 
-// run does the database part in one transaction, on the writer.
-//
-// SQLite: BEGIN IMMEDIATE on a connection held for the purpose rather than database/sql's Tx,
-// so that should COMMIT fail (SQLite keeps the transaction open when it does) the same
-// connection can roll back before it returns to the pool.
+// run does the database part in one transaction, on the writer, through db.InTx (which gives
+// BeforeCommit its *db.Tx). On SQLite the writer begins its transactions IMMEDIATE (see
+// db.SQLiteWriterDSN), so the restore holds the write lock from the start; should COMMIT fail
+// (SQLite keeps the transaction open when it does) the driver rolls it back before the
+// connection returns to the pool.
 func (rs *restorer) run(ctx context.Context) (err error) {
-	var q runner
-	var commit, rollback func() error
-	switch rs.d.Dialect {
-	case db.Postgres:
-		tx, err := rs.d.W.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("backup: begin: %w", err)
-		}
-		q, commit, rollback = tx, tx.Commit, tx.Rollback
-	case db.SQLite:
-		conn, err := rs.d.W.Conn(ctx)
-		if err != nil {
-			return fmt.Errorf("backup: connect: %w", err)
-		}
-		defer conn.Close()
-		if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-			return fmt.Errorf("backup: begin: %w", err)
-		}
-		q = conn
-		rollback = func() error {
-			_, err := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-			return err
-		}
-		commit = func() error {
-			if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
-				_ = rollback()
-				return err
-			}
-			return nil
-		}
-	default:
+	if rs.d.Dialect != db.Postgres && rs.d.Dialect != db.SQLite {
 		return fmt.Errorf("backup: unknown dialect %q", rs.d.Dialect)
 	}
 	committed := false
 	defer func() {
 		if !committed {
-			_ = rollback()
 			rs.removeCreatedBlobs(context.WithoutCancel(ctx))
 		}
 		if err != nil {
@@ -185,17 +169,15 @@ func (rs *restorer) run(ctx context.Context) (err error) {
 			}
 		}
 	}()
-	if err := rs.restore(ctx, q); err != nil {
+	if err := rs.d.InTx(ctx, func(tx *db.Tx) error { return rs.restore(ctx, tx) }); err != nil {
 		return err
-	}
-	if err := commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
 	}
 	committed = true
 	return nil
 }
 
-func (rs *restorer) restore(ctx context.Context, q runner) error {
+func (rs *restorer) restore(ctx context.Context, tx *db.Tx) error {
+	var q runner = tx.Tx
 	dialect := rs.d.Dialect
 	switch dialect {
 	case db.Postgres:
@@ -276,9 +258,6 @@ func (rs *restorer) restore(ctx context.Context, q runner) error {
 			return err
 		}
 	}
-	if err := rs.putBlobs(ctx); err != nil {
-		return err
-	}
 	if dialect == db.Postgres {
 		if err := resetSequences(ctx, q, s); err != nil {
 			return err
@@ -287,10 +266,14 @@ func (rs *restorer) restore(ctx context.Context, q runner) error {
 	if err := rs.setTriggers(ctx, q, s, true); err != nil {
 		return err
 	}
-	if dialect == db.SQLite {
-		return foreignKeyCheck(ctx, q)
+	if rs.opts.BeforeCommit != nil {
+		if err := rs.opts.BeforeCommit(ctx, tx); err != nil {
+			return fmt.Errorf("before commit: %w", err)
+		}
 	}
-	return nil
+	// Last: a blob that Replace overwrites cannot be put back, so nothing may fail after it
+	// but the commit.
+	return rs.putBlobs(ctx)
 }
 
 // checkSchema requires the target to be migrated exactly as the backup's source was, and to

@@ -81,12 +81,12 @@ func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, 
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return c, fmt.Errorf("read config file: %w", err)
+			return c, fmt.Errorf("读取配置文件失败 / read config file: %w", err)
 		}
 		dec := yaml.NewDecoder(strings.NewReader(string(b)))
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is fine
-			return c, fmt.Errorf("config file %s: %w", file, err)
+			return c, fmt.Errorf("配置文件 / config file %s: %w", file, err)
 		}
 	}
 	if err := eachField(&c, func(f reflect.StructField, v reflect.Value) error {
@@ -145,25 +145,25 @@ func setValue(v reflect.Value, s string) error {
 	case *int:
 		n, err := strconv.Atoi(s)
 		if err != nil {
-			return errors.New("not a whole number")
+			return errors.New("不是整数 / not a whole number")
 		}
 		*p = n
 	case *float64:
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil {
-			return errors.New("not a number")
+			return errors.New("不是数字 / not a number")
 		}
 		*p = f
 	case *bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {
-			return errors.New("not true/false")
+			return errors.New("应为 true 或 false / not true or false")
 		}
 		*p = b
 	case *time.Duration:
 		d, err := time.ParseDuration(s)
 		if err != nil {
-			return errors.New("not a duration such as 30s or 5m")
+			return errors.New("应为时长，如 30s 或 5m / not a duration such as 30s or 5m")
 		}
 		*p = d
 	}
@@ -270,8 +270,10 @@ func (c Config) Redacted() Config {
 	if c.S3SecretKey != "" {
 		c.S3SecretKey = "******"
 	}
-	if u, err := url.Parse(c.DatabaseURL); err == nil && c.DatabaseURL != "" {
-		c.DatabaseURL = u.Redacted()
+	for _, p := range []*string{&c.DatabaseURL, &c.NATSURL} {
+		if u, err := url.Parse(*p); err == nil && *p != "" {
+			*p = u.Redacted()
+		}
 	}
 	return c
 }

@@ -85,8 +85,9 @@ func TestPublicURLAndRedacted(t *testing.T) {
 	}
 	c.DatabaseURL = "postgres://u:secret@db/x"
 	c.S3SecretKey = "s3cret"
+	c.NATSURL = "nats://user:natspass@nats:4222"
 	r := c.Redacted()
-	if strings.Contains(r.DatabaseURL, "secret") || r.S3SecretKey == "s3cret" {
+	if strings.Contains(r.DatabaseURL, "secret") || r.S3SecretKey == "s3cret" || strings.Contains(r.NATSURL, "natspass") {
 		t.Errorf("secrets shown: %+v", r)
 	}
 }

@@ -5,11 +5,12 @@
 // Key hierarchy:
 //
 //	master key file (32 random bytes, hex, mode 0600, never in the database)
-//	└─ key-encryption key = HMAC-SM3(master, "dgov key-encryption v1")[:16]   (SM4)
-//	   └─ wraps every row of crypto_keys with SM4-GCM:
-//	      node-sm2     the node's SM2 signing keys (one active, retired ones kept to verify)
-//	      field-sm4    SM4 keys for personal-data fields (one active, older ones kept to open)
-//	      blind-index  the HMAC-SM3 key of the blind-index columns (one, never rotated)
+//	├─ key-encryption key = HMAC-SM3(master, "dgov key-encryption v1")[:16]   (SM4)
+//	│  └─ wraps every row of crypto_keys with SM4-GCM:
+//	│     node-sm2     the node's SM2 signing keys (one active, retired ones kept to verify)
+//	│     field-sm4    SM4 keys for personal-data fields (one active, older ones kept to open)
+//	│     blind-index  the HMAC-SM3 key of the blind-index columns (one, never rotated)
+//	└─ DeriveKey(master, label): keys of short-lived values (e.g. CSRF tokens), one label per use
 //
 // The field and blind-index keys are random and stored wrapped, rather than derived from the
 // master directly, so that rotating the master key (RewrapMaster) re-encrypts a handful of
@@ -21,6 +22,7 @@ import (
 	"crypto/cipher"
 	"crypto/hmac"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 
 	"github.com/emmansun/gmsm/sm3"
@@ -82,9 +84,32 @@ func hmacSM3(key []byte, parts ...[]byte) []byte {
 	return m.Sum(nil)
 }
 
-// deriveKey derives an n-byte subkey (n ≤ 32) of master for one purpose; the label separates
-// purposes, and its version lets a future scheme derive different keys.
+// DeriveKey derives an n-byte key (1 ≤ n ≤ 32) from master for the one use that label
+// names: HMAC-SM3(master, label), truncated to n bytes. The same master and label always give
+// the same key; different labels give independent keys.
+//
+// Labels must be unique per use: two uses that share a label share the key, and a weakness or
+// leak in one becomes one in the other. Name the application, the use and a version, e.g.
+// "dgov csrf v1". "dgov key-encryption v1" is taken — it derives the key that wraps the
+// keyring — and DeriveKey panics on it, as it does on n out of range (both are programming
+// errors).
+//
+// A derived key changes when the master key is rotated (RotateMasterKeyFile): use it for
+// short-lived values such as CSRF tokens, never for anything stored that must outlive a
+// rotation — that is what the keys kept wrapped in crypto_keys are for.
+func DeriveKey(master []byte, label string, n int) []byte {
+	if label == kekLabel {
+		panic("crypto: DeriveKey: the label " + kekLabel + " is reserved for the keyring")
+	}
+	return deriveKey(master, label, n)
+}
+
+// deriveKey is DeriveKey without the reserved-label guard, for the keyring's own label; the
+// label separates purposes, and its version lets a future scheme derive different keys.
 func deriveKey(master []byte, label string, n int) []byte {
+	if n < 1 || n > sm3.Size {
+		panic(fmt.Sprintf("crypto: derived key length %d, want 1 to %d", n, sm3.Size))
+	}
 	return hmacSM3(master, []byte(label))[:n]
 }
 

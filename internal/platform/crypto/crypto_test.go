@@ -3,7 +3,9 @@ package crypto_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/emmansun/gmsm/sm2"
+	"github.com/emmansun/gmsm/sm3"
 
 	"github.com/dgov/dgov/internal/platform/crypto"
 	"github.com/dgov/dgov/internal/platform/db"
@@ -721,5 +724,147 @@ func BenchmarkBlindIndex(b *testing.B) {
 	fc := benchKeyring(b).FieldCipher()
 	for b.Loop() {
 		_ = fc.BlindIndex("resident-id", "11010519491231002X")
+	}
+}
+
+// copyKeys replaces the keys of tx with those of from (rows as a restore would bring them).
+func copyKeys(t *testing.T, ctx context.Context, tx *db.Tx, from *db.DB) {
+	t.Helper()
+	if _, err := tx.Exec(ctx, `DELETE FROM crypto_keys`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := from.Query(ctx, `SELECT id, purpose, version, alg, public_key, private_enc, created_at, retired_at, active FROM crypto_keys`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, purpose, alg string
+		var version int
+		var pub sql.NullString
+		var enc []byte
+		var created time.Time
+		var retired sql.NullTime
+		var active bool
+		if err := rows.Scan(&id, &purpose, &version, &alg, &pub, &enc, &created, &retired, &active); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO crypto_keys (id, purpose, version, alg, public_key, private_enc, created_at, retired_at, active) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, purpose, version, alg, pub, enc, created, retired, active); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckMasterKey(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		master := newMaster(t)
+		if err := crypto.CheckMasterKey(ctx, d, master); err != nil {
+			t.Fatalf("empty keyring: %v", err) // nothing the master could fail to open
+		}
+		k := open(t, d, master)
+		if err := k.Rotate(ctx); err != nil { // a retired SM2 key and an older field key too
+			t.Fatal(err)
+		}
+		if err := k.RotateFieldKey(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := crypto.CheckMasterKey(ctx, d, master); err != nil {
+			t.Fatalf("the keyring's own master: %v", err)
+		}
+		if err := crypto.CheckMasterKey(ctx, d, newMaster(t)); !errors.Is(err, crypto.ErrMasterKeyMismatch) {
+			t.Fatalf("another master: got %v, want ErrMasterKeyMismatch", err)
+		}
+		if err := crypto.CheckMasterKey(ctx, d, master[:16]); err == nil {
+			t.Fatal("a short master key must be refused")
+		}
+
+		// Inside a transaction it sees the rows written there and not committed, as a restore
+		// has them: here another node's keys, wrapped under its master.
+		otherMaster := newMaster(t)
+		otherDB := dbtest.SQLite(t, crypto.Migrations)
+		open(t, otherDB, otherMaster)
+		errRollback := errors.New("roll back")
+		err := d.InTx(ctx, func(tx *db.Tx) error {
+			copyKeys(t, ctx, tx, otherDB)
+			if err := crypto.CheckMasterKey(ctx, tx, master); !errors.Is(err, crypto.ErrMasterKeyMismatch) {
+				t.Errorf("restored keys under this node's master: got %v, want ErrMasterKeyMismatch", err)
+			}
+			if err := crypto.CheckMasterKey(ctx, tx, otherMaster); err != nil {
+				t.Errorf("restored keys under their own master: %v", err)
+			}
+
+			// As when the keyring loads: a public key that is not the private key's half...
+			var id, pub string
+			if err := tx.QueryRow(ctx, `SELECT id, public_key FROM crypto_keys WHERE purpose = ?`, crypto.PurposeNodeSM2).Scan(&id, &pub); err != nil {
+				t.Fatal(err)
+			}
+			forged, _ := sm2.GenerateKey(rand.Reader)
+			if _, err := tx.Exec(ctx, `UPDATE crypto_keys SET public_key = ? WHERE id = ?`, publicPEM(t, forged), id); err != nil {
+				t.Fatal(err)
+			}
+			if err := crypto.CheckMasterKey(ctx, tx, otherMaster); !errors.Is(err, crypto.ErrKeyCorrupt) {
+				t.Errorf("swapped public key: got %v, want ErrKeyCorrupt", err)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE crypto_keys SET public_key = ? WHERE id = ?`, pub, id); err != nil {
+				t.Fatal(err)
+			}
+			// ...and some rows that do not open while others do are damage, not the wrong master.
+			if _, err := tx.Exec(ctx, `UPDATE crypto_keys SET private_enc = (SELECT private_enc FROM crypto_keys WHERE purpose = 'field-sm4') WHERE purpose = 'blind-index'`); err != nil {
+				t.Fatal(err)
+			}
+			if err := crypto.CheckMasterKey(ctx, tx, otherMaster); !errors.Is(err, crypto.ErrKeyCorrupt) {
+				t.Errorf("moved wrapped key: got %v, want ErrKeyCorrupt", err)
+			}
+			return errRollback
+		})
+		if !errors.Is(err, errRollback) {
+			t.Fatal(err)
+		}
+		// It only read: the committed keyring is untouched and still opens.
+		if err := crypto.CheckMasterKey(ctx, d, master); err != nil {
+			t.Fatalf("after the rolled-back transaction: %v", err)
+		}
+		if err := k.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}, crypto.Migrations)
+}
+
+func TestDeriveKey(t *testing.T) {
+	m := newMaster(t)
+	a := crypto.DeriveKey(m, "dgov csrf v1", 32)
+	// HMAC-SM3(master, label), truncated.
+	mac := hmac.New(sm3.New, m)
+	mac.Write([]byte("dgov csrf v1"))
+	if want := mac.Sum(nil); !bytes.Equal(a, want) {
+		t.Fatalf("DeriveKey = %x, want HMAC-SM3 %x", a, want)
+	}
+	if b := crypto.DeriveKey(m, "dgov csrf v1", 16); !bytes.Equal(b, a[:16]) {
+		t.Fatal("a shorter key must be a prefix of the longer one")
+	}
+	if !bytes.Equal(a, crypto.DeriveKey(bytes.Clone(m), "dgov csrf v1", 32)) {
+		t.Fatal("derivation must be deterministic")
+	}
+	if bytes.Equal(a, crypto.DeriveKey(m, "dgov csrf v2", 32)) || bytes.Equal(a, crypto.DeriveKey(newMaster(t), "dgov csrf v1", 32)) {
+		t.Fatal("derived keys must depend on label and master")
+	}
+	for name, f := range map[string]func(){
+		"the keyring's label": func() { crypto.DeriveKey(m, "dgov key-encryption v1", 16) },
+		"no bytes":            func() { crypto.DeriveKey(m, "dgov csrf v1", 0) },
+		"more than SM3 gives": func() { crypto.DeriveKey(m, "dgov csrf v1", 33) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: DeriveKey did not panic", name)
+				}
+			}()
+			f()
+		}()
 	}
 }

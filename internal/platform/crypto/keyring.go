@@ -46,8 +46,23 @@ const (
 
 var keyAlg = map[string]string{PurposeNodeSM2: "SM2", purposeField: "SM4-GCM", purposeBlind: "HMAC-SM3"}
 
-// kekLabel derives the key-encryption key from the master key.
-const kekLabel = "dgov key-encryption v1"
+// kekLabel derives the key-encryption key, of kekSize bytes (SM4), from the master key.
+const (
+	kekLabel = "dgov key-encryption v1"
+	kekSize  = 16
+)
+
+// newKEK is the key-encryption key of master.
+func newKEK(master []byte) (cipher.AEAD, error) {
+	if len(master) != MasterKeySize {
+		return nil, masterSizeError("master key", master)
+	}
+	return newSM4GCM(deriveKey(master, kekLabel, kekSize))
+}
+
+func masterSizeError(what string, master []byte) error {
+	return fmt.Errorf("crypto: %s is %d bytes, want %d", what, len(master), MasterKeySize)
+}
 
 // Keyring is the node's keys: SM2 signing keys (the active one signs, retired ones still
 // verify) and the keys behind FieldCipher. It is safe for concurrent use.
@@ -102,7 +117,7 @@ type PublicKey struct {
 // now is the clock (nil means time.Now).
 func Open(ctx context.Context, d *db.DB, master []byte, now func() time.Time) (*Keyring, error) {
 	if len(master) != MasterKeySize {
-		return nil, fmt.Errorf("crypto: master key is %d bytes, want %d", len(master), MasterKeySize)
+		return nil, masterSizeError("master key", master)
 	}
 	if now == nil {
 		now = time.Now
@@ -110,7 +125,7 @@ func Open(ctx context.Context, d *db.DB, master []byte, now func() time.Time) (*
 	if err := d.CheckCurrent(ctx, Migrations); err != nil {
 		return nil, err
 	}
-	kekKey := deriveKey(master, kekLabel, 16)
+	kekKey := deriveKey(master, kekLabel, kekSize)
 	kek, err := newSM4GCM(kekKey)
 	if err != nil {
 		return nil, err
@@ -190,11 +205,52 @@ func loadRows(ctx context.Context, q db.Querier) ([]keyRow, error) {
 // reload reads and unwraps every key, then swaps the in-memory state. It returns the
 // purposes that have no active key. The caller holds opMu.
 func (k *Keyring) reload(ctx context.Context) (missing []string, err error) {
-	rows, err := loadRows(ctx, k.d)
+	ks, err := readKeys(ctx, k.d, k.kek) // k.kek is stable: opMu is held
 	if err != nil {
 		return nil, err
 	}
-	kek := k.kek // stable: opMu is held
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.keys, k.order, k.active = ks.keys, ks.order, ks.active
+	if ks.haveField && ks.haveBlind {
+		k.field.keys.Store(ks.field)
+	}
+	return ks.missing(), nil
+}
+
+// keySet is the keyring as read from crypto_keys, every key unwrapped and checked.
+type keySet struct {
+	keys      map[string]*signingKey
+	order     []*signingKey // by version
+	active    *signingKey
+	field     *fieldKeys
+	haveField bool // an active field key
+	haveBlind bool // an active blind-index key
+}
+
+// missing lists the purposes that have no active key.
+func (ks *keySet) missing() []string {
+	var out []string
+	if ks.active == nil {
+		out = append(out, PurposeNodeSM2)
+	}
+	if !ks.haveField {
+		out = append(out, purposeField)
+	}
+	if !ks.haveBlind {
+		out = append(out, purposeBlind)
+	}
+	return out
+}
+
+// readKeys reads every row of crypto_keys through q and unwraps it with kek, checking each
+// as loading the keyring requires. None unwrapping is ErrMasterKeyMismatch (the wrong
+// master); some but not all, or a row that opens but is not a sound key, is ErrKeyCorrupt.
+func readKeys(ctx context.Context, q db.Querier, kek cipher.AEAD) (*keySet, error) {
+	rows, err := loadRows(ctx, q)
+	if err != nil {
+		return nil, err
+	}
 
 	secrets := make([][]byte, len(rows))
 	var failed []string
@@ -214,11 +270,7 @@ func (k *Keyring) reload(ctx context.Context) (missing []string, err error) {
 		return nil, ErrKeyCorrupt.Wrap(fmt.Errorf("keys %v cannot be unwrapped", failed))
 	}
 
-	keys := map[string]*signingKey{}
-	var order []*signingKey
-	var active *signingKey
-	fk := &fieldKeys{}
-	haveField, haveBlind := false, false
+	ks := &keySet{keys: map[string]*signingKey{}, field: &fieldKeys{}}
 	for i, r := range rows {
 		if r.alg != keyAlg[r.purpose] {
 			return nil, ErrKeyCorrupt.Wrap(fmt.Errorf("key %s: purpose %q with algorithm %q", r.id, r.purpose, r.alg))
@@ -230,10 +282,10 @@ func (k *Keyring) reload(ctx context.Context) (missing []string, err error) {
 			if err != nil {
 				return nil, err
 			}
-			keys[sk.id] = sk
-			order = append(order, sk)
+			ks.keys[sk.id] = sk
+			ks.order = append(ks.order, sk)
 			if r.active {
-				active = sk
+				ks.active = sk
 			} else {
 				sk.priv = nil
 			}
@@ -245,40 +297,45 @@ func (k *Keyring) reload(ctx context.Context) (missing []string, err error) {
 			if err != nil {
 				return nil, err
 			}
-			fk.aead[r.version] = a
+			ks.field.aead[r.version] = a
 			if r.active {
-				fk.current = byte(r.version)
-				haveField = true
+				ks.field.current = byte(r.version)
+				ks.haveField = true
 			}
 		case purposeBlind:
 			if r.active {
 				if len(secret) != 32 {
 					return nil, ErrKeyCorrupt.Wrap(fmt.Errorf("blind-index key %s: %d bytes", r.id, len(secret)))
 				}
-				fk.setBlindKey(secret)
-				haveBlind = true
+				ks.field.setBlindKey(secret)
+				ks.haveBlind = true
 			}
 		default:
 			return nil, ErrKeyCorrupt.Wrap(fmt.Errorf("key %s: unknown purpose %q", r.id, r.purpose))
 		}
 	}
-	if active == nil {
-		missing = append(missing, PurposeNodeSM2)
-	}
-	if !haveField {
-		missing = append(missing, purposeField)
-	}
-	if !haveBlind {
-		missing = append(missing, purposeBlind)
-	}
+	return ks, nil
+}
 
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.keys, k.order, k.active = keys, order, active
-	if haveField && haveBlind {
-		k.field.keys.Store(fk)
+// CheckMasterKey reports whether the keys in crypto_keys, read through q, open with master,
+// without loading them into a keyring: q may be a transaction that has written them and not
+// yet committed — for instance a restore, which can so refuse a backup whose keys this
+// node's master key cannot open before it replaces anything.
+//
+// It checks what Open checks when it loads the keys, with the same code: every row must
+// unwrap under master (none unwrapping is ErrMasterKeyMismatch; some but not all is
+// ErrKeyCorrupt, the rows are damaged), and each must be a sound key — an SM2 row's stored
+// public key must be the public half of its private key, and so on — or it is ErrKeyCorrupt.
+// A master of the wrong length is an error too. It does not require a complete keyring: an
+// empty crypto_keys passes, and Open creates the keys that are missing at the next start
+// (Reload, which creates nothing, then fails until it has).
+func CheckMasterKey(ctx context.Context, q db.Querier, master []byte) error {
+	kek, err := newKEK(master)
+	if err != nil {
+		return err
 	}
-	return missing, nil
+	_, err = readKeys(ctx, q, kek)
+	return err
 }
 
 func parseSigningKey(r keyRow, secret []byte) (*signingKey, error) {
@@ -466,9 +523,9 @@ func lockKeys(ctx context.Context, tx *db.Tx) error {
 // needs rewriting on a master rotation. This keyring switches to the new master at once.
 func (k *Keyring) RewrapMaster(ctx context.Context, newMaster []byte) error {
 	if len(newMaster) != MasterKeySize {
-		return fmt.Errorf("crypto: new master key is %d bytes, want %d", len(newMaster), MasterKeySize)
+		return masterSizeError("new master key", newMaster)
 	}
-	newKEKKey := deriveKey(newMaster, kekLabel, 16)
+	newKEKKey := deriveKey(newMaster, kekLabel, kekSize)
 	newKEK, err := newSM4GCM(newKEKKey)
 	if err != nil {
 		return err

@@ -2,8 +2,8 @@
 // SQLite file always, and a fresh schema in a real PostgreSQL unless -short is given.
 //
 // PostgreSQL comes from DGOV_TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test.
-// When it cannot be reached the PostgreSQL half is skipped — except under CI=true, where it fails,
-// so CI can never pass without having tested PostgreSQL.
+// When it cannot be reached the PostgreSQL half is skipped — except when CI or DGOV_TEST_STRICT is
+// set (`make test` sets it), where it fails, so a full run never passes without PostgreSQL.
 package dbtest
 
 import (
@@ -75,8 +75,8 @@ func NewSchema(t testing.TB) (string, string) {
 	base := PostgresURL()
 	admin, err := db.OpenPostgres(ctx, base)
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL is required in CI: %v", err)
+		if Strict() {
+			t.Fatalf("PostgreSQL is required for a full test run (CI / DGOV_TEST_STRICT): %v", err)
 		}
 		t.Skipf("PostgreSQL not reachable (%v); set DGOV_TEST_DATABASE_URL", err)
 	}
@@ -107,3 +107,7 @@ func migrate(t testing.TB, d *db.DB, sources []db.Source) {
 		t.Fatalf("migrate %s: %v", d.Dialect, err)
 	}
 }
+
+// Strict reports whether missing services must fail tests instead of skipping them: in CI and
+// under `make test` (DGOV_TEST_STRICT=1). `go test -short` and plain `go test` may skip.
+func Strict() bool { return os.Getenv("CI") != "" || os.Getenv("DGOV_TEST_STRICT") != "" }
