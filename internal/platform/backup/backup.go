@@ -21,8 +21,9 @@
 //
 // The master key file is never in a backup: the operator keeps it separately. The node's keys
 // in crypto_keys (its SM2 signing key, the SM4 field keys, the blind-index key) are in the
-// backup only wrapped under the master key, so a stolen backup yields no personal data and no
-// signing key — and a backup restored without the master key is useless. That is the point:
+// backup only wrapped under the master key, so a stolen backup yields no signing key and no
+// encrypted field (ID numbers, mobiles, addresses) — but names and other fields in clear are in
+// it: a backup is confidential. A backup restored without the master key is useless. That is the point:
 // keep the master key somewhere else than the backups, and keep it.
 //
 // # Signatures: integrity, not origin

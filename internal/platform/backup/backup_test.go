@@ -1101,7 +1101,9 @@ func TestBeforeCommit(t *testing.T) {
 		}
 		unchanged("a failing BeforeCommit")
 
-		// A row BeforeCommit writes is checked like the restored ones.
+		// A row BeforeCommit writes is checked like the restored ones, before any blob is
+		// written (on SQLite the check is what stops it: a failing COMMIT would come after the
+		// blob Replace overwrote).
 		_, err = backup.Restore(ctx, dst.d, dst.blobs, bytes.NewReader(file), backup.RestoreOptions{Replace: true,
 			BeforeCommit: func(ctx context.Context, tx *db.Tx) error {
 				_, err := tx.Exec(ctx, `INSERT INTO b_offices (id, region) VALUES ('orphan', 'nowhere')`)

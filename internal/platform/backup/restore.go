@@ -271,6 +271,12 @@ func (rs *restorer) restore(ctx context.Context, tx *db.Tx) error {
 			return fmt.Errorf("before commit: %w", err)
 		}
 	}
+	if dialect == db.SQLite {
+		// After BeforeCommit, which may have written rows too.
+		if err := foreignKeyCheck(ctx, q); err != nil {
+			return err
+		}
+	}
 	// Last: a blob that Replace overwrites cannot be put back, so nothing may fail after it
 	// but the commit.
 	return rs.putBlobs(ctx)
