@@ -20,7 +20,6 @@ import (
 	"crypto/subtle"
 	"embed"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"strconv"
 	"strings"
@@ -42,15 +41,7 @@ var migrationFiles embed.FS
 
 // Migrations create the persons and legal_entities tables. They reference no other
 // package's tables; apply after crypto.Migrations (the keyring the fields are sealed with).
-var Migrations = db.Source{Name: "baselib", FS: mustSub(migrationFiles, "migrations")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	s, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err) // embedded at build time: cannot fail at run time
-	}
-	return s
-}
+var Migrations = db.Migrations("baselib", migrationFiles, "migrations")
 
 // Blind-index kinds. The legal representative's ID number uses the same kind as a person's,
 // so one index value finds both the person and the entities they represent.

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/dgov/dgov/internal/platform/crypto"
@@ -19,7 +18,7 @@ import (
 var migrationFS embed.FS
 
 // Migrations are the console's tables; they reference org's staff table, so they run after org.
-var Migrations = db.Source{Name: "console", FS: func() fs.FS { s, _ := fs.Sub(migrationFS, "migrations"); return s }()}
+var Migrations = db.Migrations("console", migrationFS, "migrations")
 
 // Session lifetimes: idle sessions end after IdleTimeout, every session after MaxAge.
 const (

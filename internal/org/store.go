@@ -6,7 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strings"
 	"time"
@@ -20,15 +19,7 @@ import (
 var migrationFiles embed.FS
 
 // Migrations are the org tables; apply before any package whose tables reference them.
-var Migrations = db.Source{Name: "org", FS: mustSub(migrationFiles, "migrations")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	s, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err) // embedded at build time: cannot fail at run time
-	}
-	return s
-}
+var Migrations = db.Migrations("org", migrationFiles, "migrations")
 
 // errNoRow is returned by the store's single-row reads when nothing matches.
 var errNoRow = sql.ErrNoRows

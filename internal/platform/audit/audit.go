@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -36,15 +35,7 @@ var migrationFiles embed.FS
 
 // Migrations creates audit_log, audit_checkpoints and audit_head, and the triggers that make
 // the log append-only.
-var Migrations = db.Source{Name: "audit", FS: mustSub(migrationFiles, "migrations")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var Migrations = db.Migrations("audit", migrationFiles, "migrations")
 
 // Signer signs checkpoints. The node keyring (platform/crypto) implements it with the node's
 // SM2 key; Verify must also accept the retired keys named by older checkpoints.

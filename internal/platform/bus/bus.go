@@ -59,7 +59,6 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"strings"
 	"sync"
 	"time"
@@ -71,15 +70,7 @@ import (
 var migrationFiles embed.FS
 
 // Migrations creates the tables outbox, outbox_relay and processed_events.
-var Migrations = db.Source{Name: "bus", FS: mustSub(migrationFiles, "migrations")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return sub
-}
+var Migrations = db.Migrations("bus", migrationFiles, "migrations")
 
 const (
 	// SubjectPrefix starts every dgov subject: dgov.<engine>.<event>.

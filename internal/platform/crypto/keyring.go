@@ -12,7 +12,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"sync"
 	"time"
 
@@ -27,15 +26,7 @@ import (
 var migrationFS embed.FS
 
 // Migrations creates the crypto_keys table.
-var Migrations = db.Source{Name: "crypto", FS: mustSub(migrationFS, "migrations")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	s, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return s
-}
+var Migrations = db.Migrations("crypto", migrationFS, "migrations")
 
 // Key purposes, the purpose column of crypto_keys.
 const (

@@ -188,3 +188,13 @@ func (d *DB) CheckCurrent(ctx context.Context, sources ...Source) error {
 	}
 	return nil
 }
+
+// Migrations is the Source of a package's migrations embedded under dir (usually
+// "migrations"): `//go:embed migrations/*.sql` then `db.Migrations("org", files, "migrations")`.
+func Migrations(name string, files fs.FS, dir string) Source {
+	sub, err := fs.Sub(files, dir)
+	if err != nil {
+		panic(fmt.Sprintf("migrations %s: %v", name, err)) // a build-time mistake, not a run-time one
+	}
+	return Source{Name: name, FS: sub}
+}
