@@ -18,6 +18,7 @@ import (
 
 	"github.com/dgov/dgov/internal/baselib"
 	"github.com/dgov/dgov/internal/console"
+	"github.com/dgov/dgov/internal/identity"
 	"github.com/dgov/dgov/internal/org"
 	"github.com/dgov/dgov/internal/org/divisions"
 	"github.com/dgov/dgov/internal/platform/audit"
@@ -43,6 +44,7 @@ var Migrations = []db.Source{
 	org.Migrations,
 	console.Migrations,
 	baselib.Migrations,
+	identity.Migrations,
 }
 
 // App is one dgov node.
@@ -56,7 +58,11 @@ type App struct {
 	Policy *authz.Policy
 	Org    *org.Service
 	Base   *baselib.Service
-	Blobs  blob.Store
+	// Identity is citizens' and enterprises' unified identity; SMS is its gateway (the
+	// development sink unless configured otherwise).
+	Identity *identity.Service
+	SMS      identity.SMSGateway
+	Blobs    blob.Store
 
 	// Set by Serve.
 	nats  *bus.Embedded
@@ -113,6 +119,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options
 		return fail(err)
 	}
 	a.Base = baselib.New(a.DB, a.Keys.FieldCipher())
+	// Only the development sink exists so far; a real SMS gateway is configuration to come.
+	a.SMS = identity.NewSinkGateway(a.DB, now)
+	a.Identity = identity.New(a.DB, a.Keys.FieldCipher(), a.Base, a.SMS, identity.Options{Argon: opts.Argon, Now: now, Audit: a.auditOrg})
 	if a.Blobs, err = blob.Open(blob.Config{DataDir: cfg.DataDir, S3: blob.S3Config{Endpoint: cfg.S3Endpoint,
 		Bucket: cfg.S3Bucket, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, Region: cfg.S3Region, TLS: cfg.S3TLS}}); err != nil {
 		return fail(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dgov/dgov/internal/api"
 	"github.com/dgov/dgov/internal/console"
+	"github.com/dgov/dgov/internal/identity"
 	"github.com/dgov/dgov/internal/platform/bus"
 	"github.com/dgov/dgov/internal/platform/crypto"
 	"github.com/dgov/dgov/internal/platform/httpx"
@@ -75,11 +76,16 @@ func (a *App) Handler() (*Server, error) {
 		ClientIP: func(r *http.Request) string { return httpx.ClientIPFrom(r.Context()) },
 		Secure:   func(r *http.Request) bool { return httpx.IsHTTPS(r, proxies) }}
 	pt := &portal.Portal{Render: render, Org: a.Org, Secure: con.Secure}
+	accounts := &portal.Accounts{Identity: a.Identity, Render: render, Secure: con.Secure, ClientIP: con.ClientIP, Now: a.Now}
+	if sink, ok := a.SMS.(*identity.SinkGateway); ok {
+		accounts.Sink = sink
+	}
 	apiv1 := &api.API{Org: a.Org, Audit: a.Audit, Keys: a.Keys, Policy: a.Policy, NodeDivision: a.Cfg.NodeDivision, Version: Version}
 
 	mux := http.NewServeMux()
 	// One route table per surface, each readable top to bottom in its package.
 	pt.Routes(mux)
+	accounts.Routes(mux)
 	con.Routes(mux)
 	apiv1.Routes(mux)
 	mux.HandleFunc("GET /healthz", health.Healthz)
