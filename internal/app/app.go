@@ -19,6 +19,7 @@ import (
 	"github.com/dgov/dgov/internal/baselib"
 	"github.com/dgov/dgov/internal/console"
 	"github.com/dgov/dgov/internal/identity"
+	"github.com/dgov/dgov/internal/idp"
 	"github.com/dgov/dgov/internal/org"
 	"github.com/dgov/dgov/internal/org/divisions"
 	"github.com/dgov/dgov/internal/platform/audit"
@@ -45,6 +46,7 @@ var Migrations = []db.Source{
 	console.Migrations,
 	baselib.Migrations,
 	identity.Migrations,
+	idp.Migrations,
 }
 
 // App is one dgov node.
@@ -62,6 +64,7 @@ type App struct {
 	// development sink unless configured otherwise).
 	Identity *identity.Service
 	SMS      identity.SMSGateway
+	IdP      *idp.Provider
 	Blobs    blob.Store
 
 	// Set by Serve.
@@ -122,6 +125,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options
 	// Only the development sink exists so far; a real SMS gateway is configuration to come.
 	a.SMS = identity.NewSinkGateway(a.DB, now)
 	a.Identity = identity.New(a.DB, a.Keys.FieldCipher(), a.Base, a.SMS, identity.Options{Argon: opts.Argon, Now: now, Audit: a.auditOrg})
+	if err := a.openIDP(); err != nil {
+		return fail(err)
+	}
 	if a.Blobs, err = blob.Open(blob.Config{DataDir: cfg.DataDir, S3: blob.S3Config{Endpoint: cfg.S3Endpoint,
 		Bucket: cfg.S3Bucket, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, Region: cfg.S3Region, TLS: cfg.S3TLS}}); err != nil {
 		return fail(err)

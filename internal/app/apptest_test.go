@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -38,7 +39,8 @@ func startNode(t *testing.T, dialect string) *node {
 	t.Helper()
 	cfg := config.Defaults()
 	cfg.DataDir = t.TempDir()
-	cfg.HTTPAddr = "127.0.0.1:0"
+	// A fixed free port, not :0: the OpenID provider's issuer URL names it.
+	cfg.HTTPAddr = freeAddr(t)
 	cfg.RateLimit, cfg.RateBurst = 1000, 1000
 	if dialect == "postgres" {
 		cfg.DatabaseURL, _ = dbtest.NewSchema(t)
@@ -177,4 +179,15 @@ func mustConfig(t *testing.T, env map[string]string) config.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// freeAddr finds a free loopback port.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -48,7 +48,9 @@ func (a *App) Handler() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, pattern := range api.CSRFExempt {
+	// The provider's endpoints are called by applications' servers (Basic auth, form posts),
+	// not by our pages; they carry their own protection (client authentication, PKCE, state).
+	for _, pattern := range append(api.CSRFExempt, a.IdP.CSRFExempt()...) {
 		csrf.Exempt(pattern)
 	}
 	reg := prometheus.NewRegistry()
@@ -76,7 +78,8 @@ func (a *App) Handler() (*Server, error) {
 		ClientIP: func(r *http.Request) string { return httpx.ClientIPFrom(r.Context()) },
 		Secure:   func(r *http.Request) bool { return httpx.IsHTTPS(r, proxies) }}
 	pt := &portal.Portal{Render: render, Org: a.Org, Secure: con.Secure}
-	accounts := &portal.Accounts{Identity: a.Identity, Render: render, Secure: con.Secure, ClientIP: con.ClientIP, Now: a.Now}
+	accounts := &portal.Accounts{Identity: a.Identity, Provider: loginProvider{a.IdP}, Render: render, Secure: con.Secure,
+		ClientIP: con.ClientIP, Now: a.Now}
 	if sink, ok := a.SMS.(*identity.SinkGateway); ok {
 		accounts.Sink = sink
 	}
@@ -88,6 +91,7 @@ func (a *App) Handler() (*Server, error) {
 	accounts.Routes(mux)
 	con.Routes(mux)
 	apiv1.Routes(mux)
+	mux.Handle("/oidc/", a.IdP.Handler())
 	mux.HandleFunc("GET /healthz", health.Healthz)
 	mux.HandleFunc("GET /readyz", health.Readyz)
 	mux.Handle("GET /metrics", metrics.Handler())
@@ -202,6 +206,10 @@ func (a *App) startJobs(ctx context.Context) error {
 		return err
 	}))
 	sessions := console.NewSessions(a.DB, a.Now)
+	jobs.AddWorker(workers, jobs.WorkFunc(func(ctx context.Context, _ *jobs.Job[oidcSweepArgs]) error {
+		_, err := a.IdP.Sweep(ctx)
+		return err
+	}))
 	jobs.AddWorker(workers, jobs.WorkFunc(func(ctx context.Context, _ *jobs.Job[sessionSweepArgs]) error {
 		_, err := sessions.DeleteExpired(ctx)
 		return err
@@ -209,6 +217,7 @@ func (a *App) startJobs(ctx context.Context) error {
 	q, err := jobs.New(a.DB, jobs.Config{Workers: workers, Logger: a.Log, Periodic: []*jobs.PeriodicJob{
 		jobs.Every(a.Cfg.AuditCheckpointInterval, false, func() (jobs.JobArgs, *jobs.InsertOpts) { return checkpointArgs{}, nil }),
 		jobs.Every(10*time.Minute, true, func() (jobs.JobArgs, *jobs.InsertOpts) { return sessionSweepArgs{}, nil }),
+		jobs.Every(10*time.Minute, false, func() (jobs.JobArgs, *jobs.InsertOpts) { return oidcSweepArgs{}, nil }),
 	}})
 	if err != nil {
 		return err

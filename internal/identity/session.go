@@ -341,3 +341,22 @@ func (s *Service) RaiseSessionLevel(ctx context.Context, token string, level int
 	ses.Level = level
 	return ses, nil
 }
+
+// EndSession ends the session with this public id, whoever holds it: an application asked the
+// OpenID provider to log its user out (end_session), which ends the single sign-on too.
+func (s *Service) EndSession(ctx context.Context, sessionID string) error {
+	now := s.clock()
+	return s.d.InTx(ctx, func(tx *db.Tx) error {
+		var account string
+		err := tx.QueryRow(ctx, `SELECT account_id FROM sso_sessions WHERE id = ? AND revoked_at IS NULL`, sessionID).Scan(&account)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // already ended
+		} else if err != nil {
+			return fmt.Errorf("end session: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE sso_sessions SET revoked_at = ? WHERE id = ?`, now, sessionID); err != nil {
+			return fmt.Errorf("end session: %w", err)
+		}
+		return s.record(ctx, tx, citizen(account, ""), ActionLogout, sessionObject(sessionID), map[string]any{"by": "application"})
+	})
+}

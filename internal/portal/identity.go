@@ -30,9 +30,9 @@ type Provider interface {
 	LoginRequest(ctx context.Context, authRequestID string) (LoginRequest, error)
 	// Complete finishes the authorization for the session's subject and returns where to send
 	// the browser (back to the application with a code).
-	Complete(ctx context.Context, authRequestID string, ses identity.Session, authTime time.Time) (string, error)
+	Complete(ctx context.Context, authRequestID string, ses identity.Session) (string, error)
 	// Logout ends the SSO session at every application (back-channel logout) and revokes its tokens.
-	Logout(ctx context.Context, ses identity.Session) error
+	Logout(ctx context.Context, sessionID string) error
 }
 
 // Accounts serves the citizen side of unified identity: login, registration, real-name
@@ -254,7 +254,7 @@ func (a *Accounts) startSession(w http.ResponseWriter, r *http.Request, accountI
 // finish sends a signed-in browser on: back to the application that asked, or to next.
 func (a *Accounts) finish(w http.ResponseWriter, r *http.Request, d loginData, ses identity.Session) {
 	if d.AuthRequestID != "" && a.Provider != nil {
-		to, err := a.Provider.Complete(r.Context(), d.AuthRequestID, ses, a.Now())
+		to, err := a.Provider.Complete(r.Context(), d.AuthRequestID, ses)
 		if err != nil {
 			httpx.WriteError(w, r, err)
 			return
@@ -390,9 +390,16 @@ func (a *Accounts) accountPage(w http.ResponseWriter, r *http.Request, ses ident
 }
 
 func (a *Accounts) revokeSession(w http.ResponseWriter, r *http.Request, ses identity.Session, _ string) {
-	if err := a.Identity.RevokeSession(r.Context(), ses.AccountID, r.PostFormValue("id")); err != nil {
+	id := r.PostFormValue("id")
+	if err := a.Identity.RevokeSession(r.Context(), ses.AccountID, id); err != nil {
 		httpx.WriteError(w, r, err)
 		return
+	}
+	// The revoked session's applications are logged out too.
+	if a.Provider != nil {
+		if err := a.Provider.Logout(r.Context(), id); err != nil {
+			httpx.Logger(r.Context()).Error("back-channel logout", "err", err)
+		}
 	}
 	http.Redirect(w, r, "/account?ok=1", http.StatusSeeOther)
 }
@@ -418,7 +425,7 @@ func (a *Accounts) actAs(w http.ResponseWriter, r *http.Request, _ identity.Sess
 func (a *Accounts) logout(w http.ResponseWriter, r *http.Request) {
 	if ses, token, ok := a.session(r); ok {
 		if a.Provider != nil {
-			if err := a.Provider.Logout(r.Context(), ses); err != nil {
+			if err := a.Provider.Logout(r.Context(), ses.ID); err != nil {
 				httpx.Logger(r.Context()).Error("back-channel logout", "err", err)
 			}
 		}

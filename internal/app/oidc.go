@@ -1,0 +1,87 @@
+package app
+
+import (
+	"context"
+	"strings"
+
+	"github.com/dgov/dgov/internal/identity"
+	"github.com/dgov/dgov/internal/idp"
+	"github.com/dgov/dgov/internal/platform/audit"
+	"github.com/dgov/dgov/internal/platform/crypto"
+	"github.com/dgov/dgov/internal/platform/httpx"
+	"github.com/dgov/dgov/internal/portal"
+)
+
+// openIDP builds the OpenID Connect provider at <public URL>/oidc over the identity engine.
+func (a *App) openIDP() error {
+	issuer := a.Cfg.PublicURL() + "/oidc"
+	insecure := strings.HasPrefix(issuer, "http://")
+	if insecure {
+		a.Log.Warn("the OpenID provider's issuer is plain http: fine on one machine, use https (DGOV_BASE_URL) in production", "issuer", issuer)
+	}
+	var key [32]byte
+	copy(key[:], crypto.DeriveKey(a.master, "dgov oidc crypto v1", 32))
+	p, err := idp.New(idp.Config{
+		DB: a.DB, Fields: a.Keys.FieldCipher(), Issuer: issuer, Users: identityUsers{a.Identity},
+		LoginURL:      func(id string) string { return "/login?authRequestID=" + id },
+		Audit:         a.auditIDP,
+		Now:           a.Now,
+		CryptoKey:     key,
+		AllowInsecure: insecure,
+		EndSession:    a.Identity.EndSession,
+		Logger:        a.Log,
+	})
+	if err != nil {
+		return err
+	}
+	a.IdP = p
+	return nil
+}
+
+func (a *App) auditIDP(ctx context.Context, actor, action, object string, detail map[string]any) error {
+	_, err := a.Audit.Append(ctx, audit.Entry{Actor: actor, Action: action, Object: object, Outcome: audit.OutcomeOK,
+		IP: httpx.ClientIPFrom(ctx), RequestID: httpx.RequestID(ctx), Detail: detail})
+	return err
+}
+
+// identityUsers answers the provider's questions about citizens and enterprises.
+type identityUsers struct{ id *identity.Service }
+
+func (u identityUsers) Claims(ctx context.Context, subject, actingFor string) (idp.UserClaims, error) {
+	c, err := u.id.Claims(ctx, subject, actingFor)
+	if err != nil {
+		return idp.UserClaims{}, err
+	}
+	out := idp.UserClaims{Subject: c.Subject, Kind: c.Kind, Name: c.Name, Level: c.Level, Division: c.Division}
+	if e := c.Enterprise; e != nil {
+		out.Enterprise = &idp.EnterpriseClaims{ID: e.ID, CreditCode: e.CreditCode, Name: e.Name, Role: e.Role}
+	}
+	return out, nil
+}
+
+// loginProvider is the provider as the portal's login pages see it.
+type loginProvider struct{ p *idp.Provider }
+
+func (l loginProvider) LoginRequest(ctx context.Context, id string) (portal.LoginRequest, error) {
+	ar, err := l.p.AuthRequest(ctx, id)
+	if err != nil {
+		return portal.LoginRequest{}, err
+	}
+	return portal.LoginRequest{ClientName: ar.ClientName, RequiredLevel: ar.RequiredLevel}, nil
+}
+
+// Complete answers the application with the session's subject; auth_time is when the person
+// signed in, not now, so applications can apply max_age to a single sign-on.
+func (l loginProvider) Complete(ctx context.Context, id string, ses identity.Session) (string, error) {
+	if err := l.p.CompleteAuthRequest(ctx, id, ses.AccountID, ses.ActingEnterpriseID, ses.ID, ses.Level, ses.AMR, ses.CreatedAt); err != nil {
+		return "", err
+	}
+	return l.p.CallbackURL(ctx, id), nil
+}
+
+func (l loginProvider) Logout(ctx context.Context, sessionID string) error { return l.p.LogoutSession(ctx, sessionID) }
+
+// oidcSweepArgs is the periodic clean-up of expired authorization requests, codes and tokens.
+type oidcSweepArgs struct{}
+
+func (oidcSweepArgs) Kind() string { return "oidc_sweep" }
