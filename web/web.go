@@ -136,8 +136,9 @@ var funcs = template.FuncMap{
 		}
 		return *t
 	},
-	"in":  func(t i18n.Text, l i18n.Lang) string { return t.In(l) },
-	"add": func(a, b int) int { return a + b },
+	"in":     func(t i18n.Text, l i18n.Lang) string { return t.In(l) },
+	"add":    func(a, b int) int { return a + b },
+	"levels": func() []int { return []int{0, 1, 2, 3} },
 	// pair hands a partial the page and one more value: {{template "x" (pair $ .Thing)}}.
 	"pair": func(p Page, v any) map[string]any { return map[string]any{"P": p, "V": v} },
 	"query": func(kv ...string) template.URL {

@@ -90,7 +90,14 @@ func cmdDemo(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintf(env.stdout, "✓ 演示数据已载入 / demo data loaded in %s: %d divisions, %d departments, %d staff, %d residents, %d enterprises\n",
 			sum.Duration.Round(time.Millisecond), sum.Divisions, sum.Departments, sum.Staff, sum.Residents, sum.Enterprises)
 	}
+	clients, err := a.registerDemoClients(ctx)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(env.stdout, "控制台 / console: %s/console  用户 / user: %s  密码 / password: %s\n", cfg.PublicURL(), sum.AdminUser, demo.DemoPassword)
+	fmt.Fprintf(env.stdout, "门户 / portal: %s/  短信收件箱 / SMS sink: %s/dev/sms\n", cfg.PublicURL(), cfg.PublicURL())
+	fmt.Fprintf(env.stdout, "OpenID 提供方 / provider: %s/.well-known/openid-configuration\n", a.IdP.Issuer())
+	fmt.Fprintf(env.stdout, "示例应用 %s（回调 %s）和 %s 的密钥 / secrets of the demo clients: %s\n", DemoRPID, DemoRPCallback, DemoSystemID, clients)
 	fmt.Fprintf(env.stdout, "（演示密码仅用于本机试用 / the demo password is for local trials only）\n")
 	return nil
 }

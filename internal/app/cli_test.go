@@ -3,6 +3,10 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -185,5 +189,57 @@ func TestCLIBackupRestore(t *testing.T) {
 	}
 	if code, out, errOut := runCLI(t, dst, "", "audit", "verify"); code != 0 {
 		t.Fatalf("audit after refused restore: %s%s", out, errOut)
+	}
+}
+
+// `dgov demo` registers demo-rp and demo-system and keeps their secrets in a 0600 file; the
+// system client's secret gets a client-credentials token; a second run keeps the secrets.
+func TestCLIDemoClients(t *testing.T) {
+	env := cliEnvFor(t, "sqlite")
+	for i := 0; i < 2; i++ {
+		if code, out, errOut := runCLI(t, env, "", "demo", "--residents", "5", "--enterprises", "2"); code != 0 || !strings.Contains(out, "demo-clients.json") {
+			t.Fatalf("demo run %d: %s%s", i, out, errOut)
+		}
+	}
+	path := filepath.Join(env["DGOV_DATA_DIR"], "demo-clients.json")
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secrets file: %v %v", fi, err)
+	}
+	var secrets map[string]json.RawMessage
+	b, _ := os.ReadFile(path)
+	if err := json.Unmarshal(b, &secrets); err != nil {
+		t.Fatal(err)
+	}
+	var sys struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if err := json.Unmarshal(secrets["demo-system"], &sys); err != nil || sys.ClientSecret == "" || secrets["demo-rp"] == nil {
+		t.Fatalf("secrets: %s", b)
+	}
+	ctx := context.Background()
+	a, err := Open(ctx, mustConfig(t, env), discardLogger(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	srv, err := a.Handler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler)
+	defer ts.Close()
+	req, _ := http.NewRequest("POST", ts.URL+"/oidc/oauth/token", strings.NewReader("grant_type=client_credentials&scope=dgov.exchange"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(sys.ClientID, sys.ClientSecret)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), "access_token") {
+		t.Fatalf("client credentials with the demo secret: %d %s", res.StatusCode, body)
 	}
 }

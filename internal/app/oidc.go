@@ -24,6 +24,7 @@ func (a *App) openIDP() error {
 	p, err := idp.New(idp.Config{
 		DB: a.DB, Fields: a.Keys.FieldCipher(), Issuer: issuer, Users: identityUsers{a.Identity},
 		LoginURL:      func(id string) string { return "/login?authRequestID=" + id },
+		Policy:        a.Policy,
 		Audit:         a.auditIDP,
 		Now:           a.Now,
 		CryptoKey:     key,
@@ -79,7 +80,9 @@ func (l loginProvider) Complete(ctx context.Context, id string, ses identity.Ses
 	return l.p.CallbackURL(ctx, id), nil
 }
 
-func (l loginProvider) Logout(ctx context.Context, sessionID string) error { return l.p.LogoutSession(ctx, sessionID) }
+func (l loginProvider) Logout(ctx context.Context, sessionID string) error {
+	return l.p.LogoutSession(ctx, sessionID)
+}
 
 // oidcSweepArgs is the periodic clean-up of expired authorization requests, codes and tokens.
 type oidcSweepArgs struct{}

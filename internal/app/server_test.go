@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -191,6 +192,35 @@ func TestConsoleScopeAndErrors(t *testing.T) {
 		res, _ = get(t, city, n.URL+"/api/v1/staff", "Accept", "application/json")
 		if res.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("after logout: %d", res.StatusCode)
+		}
+	})
+}
+
+// An administrator registers an application in the console: the secret is shown once, bad
+// redirect URIs are refused with the field named, and disabling works.
+func TestConsoleClients(t *testing.T) {
+	eachDB(t, func(t *testing.T, n *node) {
+		c := client(t)
+		login(t, n, c, "admin", testAdminPassword)
+		_, page := get(t, c, n.URL+"/console/clients")
+		res, body := postForm(t, c, n.URL, "/console/clients", url.Values{"csrf_token": {csrfFrom(t, page)}, "name": {"坏地址应用"},
+			"type": {"web"}, "redirect_uris": {"https://app.example/cb#frag"}, "min_level": {"2"}})
+		if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "redirect_uris") || !strings.Contains(body, "坏地址应用") {
+			t.Fatalf("bad redirect URI: %d\n%.1500s", res.StatusCode, body)
+		}
+		res, body = postForm(t, c, n.URL, "/console/clients", url.Values{"csrf_token": {csrfFrom(t, body)}, "name": {"晋中市公积金网上服务"},
+			"type": {"web"}, "redirect_uris": {"https://gjj.jz.example/callback"}, "min_level": {"2"}})
+		if res.StatusCode != http.StatusCreated || !strings.Contains(body, `id="new-secret"`) {
+			t.Fatalf("register: %d\n%.1500s", res.StatusCode, body)
+		}
+		id := regexp.MustCompile(`id="new-client-id">([^<]+)<`).FindStringSubmatch(body)[1]
+		res, _ = postForm(t, c, n.URL, "/console/clients/"+id+"/disable", url.Values{"csrf_token": {csrfFrom(t, body)}})
+		if res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("disable: %d", res.StatusCode)
+		}
+		_, page = get(t, c, n.URL+"/console/clients")
+		if !strings.Contains(page, "晋中市公积金网上服务") || !strings.Contains(page, "已停用") {
+			t.Fatalf("list after disable:\n%.2000s", page)
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dgov/dgov/internal/idp"
 	"github.com/dgov/dgov/internal/org"
 	"github.com/dgov/dgov/internal/org/divisions"
 	"github.com/dgov/dgov/internal/platform/audit"
@@ -33,6 +34,7 @@ type Console struct {
 	Org          *org.Service
 	Audit        *audit.Log
 	Keys         *crypto.Keyring
+	IdP          *idp.Provider
 	Sessions     *Sessions
 	Render       *web.Renderer
 	Policy       *authz.Policy
@@ -69,6 +71,10 @@ func (c *Console) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /console/departments", c.staffOnly(c.createDepartment))
 	mux.Handle("GET /console/staff", c.staffOnly(c.staffPage))
 	mux.Handle("POST /console/staff", c.staffOnly(c.createStaff))
+	mux.Handle("GET /console/clients", c.staffOnly(c.clientsPage))
+	mux.Handle("POST /console/clients", c.staffOnly(c.registerClient))
+	mux.Handle("POST /console/clients/{id}/disable", c.staffOnly(c.disableClient))
+	mux.Handle("POST /console/clients/{id}/secret", c.staffOnly(c.rotateClientSecret))
 	mux.Handle("GET /console/audit", c.staffOnly(c.auditPage))
 	mux.Handle("POST /console/audit/verify", c.staffOnly(c.verifyNow))
 }

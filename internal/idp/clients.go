@@ -105,6 +105,35 @@ func requireStaff(subj authz.Subject) error {
 	return nil
 }
 
+// authorize lets staff manage clients of departments within their division only.
+func (p *Provider) authorize(subj authz.Subject, division string) error {
+	if err := requireStaff(subj); err != nil {
+		return err
+	}
+	if p.cfg.Policy == nil {
+		return i18n.ErrForbidden
+	}
+	return p.cfg.Policy.Authorize(subj, authz.ClientsEdit, division)
+}
+
+// clientFor loads a client the subject may manage; one outside their scope is "not found".
+func (p *Provider) clientFor(ctx context.Context, subj authz.Subject, id string) (*Client, error) {
+	if err := requireStaff(subj); err != nil {
+		return nil, err
+	}
+	c, err := p.client(ctx, p.cfg.DB, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, i18n.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load client %s: %w", id, err)
+	}
+	if err := p.authorize(subj, c.DivisionCode); err != nil {
+		return nil, i18n.ErrNotFound
+	}
+	return c, nil
+}
+
 func invalid(field, zh, en string, args ...any) error {
 	e := i18n.Errorf(http.StatusBadRequest, ErrInvalidClientInput.Code, zh, en, args...)
 	return e.WithField(field)
@@ -224,6 +253,9 @@ func (p *Provider) RegisterClient(ctx context.Context, subj authz.Subject, in Cl
 	if err := p.validateClient(&in, subj); err != nil {
 		return Client{}, "", err
 	}
+	if err := p.authorize(subj, in.DivisionCode); err != nil {
+		return Client{}, "", err
+	}
 	id := in.ID
 	if id == "" {
 		id = db.NewID()
@@ -300,15 +332,9 @@ func (p *Provider) client(ctx context.Context, q db.Querier, id string) (*Client
 
 // Client returns a registered client.
 func (p *Provider) Client(ctx context.Context, subj authz.Subject, id string) (Client, error) {
-	if err := requireStaff(subj); err != nil {
-		return Client{}, err
-	}
-	c, err := p.client(ctx, p.cfg.DB, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Client{}, i18n.ErrNotFound
-	}
+	c, err := p.clientFor(ctx, subj, id)
 	if err != nil {
-		return Client{}, fmt.Errorf("load client %s: %w", id, err)
+		return Client{}, err
 	}
 	return *c, nil
 }
@@ -329,14 +355,16 @@ func (p *Provider) ListClients(ctx context.Context, subj authz.Subject) ([]Clien
 		if err != nil {
 			return nil, fmt.Errorf("list clients: %w", err)
 		}
-		out = append(out, *c)
+		if p.authorize(subj, c.DivisionCode) == nil {
+			out = append(out, *c)
+		}
 	}
 	return out, rows.Err()
 }
 
 // DisableClient disables a client and revokes every token it holds.
 func (p *Provider) DisableClient(ctx context.Context, subj authz.Subject, id string) error {
-	if err := requireStaff(subj); err != nil {
+	if _, err := p.clientFor(ctx, subj, id); err != nil {
 		return err
 	}
 	now := p.now()
@@ -366,15 +394,9 @@ func (p *Provider) DisableClient(ctx context.Context, subj authz.Subject, id str
 // RotateSecret gives a confidential client a new secret (returned once); the old one stops
 // working at once.
 func (p *Provider) RotateSecret(ctx context.Context, subj authz.Subject, id string) (string, error) {
-	if err := requireStaff(subj); err != nil {
-		return "", err
-	}
-	c, err := p.client(ctx, p.cfg.DB, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", i18n.ErrNotFound
-	}
+	c, err := p.clientFor(ctx, subj, id)
 	if err != nil {
-		return "", fmt.Errorf("rotate secret of %s: %w", id, err)
+		return "", err
 	}
 	if c.Type == ClientNative {
 		return "", invalid("type", "原生应用没有客户端密钥", "a native client has no secret")

@@ -23,6 +23,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
+	"github.com/dgov/dgov/internal/platform/authz"
 	"github.com/dgov/dgov/internal/platform/crypto"
 	"github.com/dgov/dgov/internal/platform/db"
 	"github.com/dgov/dgov/internal/platform/i18n"
@@ -79,6 +80,10 @@ type Config struct {
 	CryptoKey [32]byte
 	// AllowInsecure permits an http issuer and http redirect URIs off loopback (dev, tests).
 	AllowInsecure bool
+
+	// Policy authorizes client management: staff with authz.ClientsEdit over the client's
+	// division (deny-by-default: nil refuses every management call).
+	Policy *authz.Policy
 
 	// Optional.
 	// EndSession ends the SSO session itself (the identity engine's), when a relying party

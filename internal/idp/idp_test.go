@@ -22,6 +22,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/dgov/dgov/internal/idp"
+	"github.com/dgov/dgov/internal/org/divisions"
 	"github.com/dgov/dgov/internal/platform/authz"
 	"github.com/dgov/dgov/internal/platform/crypto"
 	"github.com/dgov/dgov/internal/platform/db"
@@ -61,7 +62,11 @@ var users = &testUsers{
 	},
 }
 
-var staff = authz.Subject{Kind: authz.Staff, ID: "staff-1", Division: "140000", Dept: "dept-1", Roles: []authz.Role{authz.RoleSysAdmin}}
+var (
+	staff        = authz.Subject{Kind: authz.Staff, ID: "staff-1", Division: "140000", Dept: "dept-1", Roles: []authz.Role{authz.RoleSysAdmin}}
+	taiyuanAdmin = authz.Subject{Kind: authz.Staff, ID: "staff-2", Division: "140100", Dept: "dept-2", Roles: []authz.Role{authz.RoleOrgAdmin}}
+	officer      = authz.Subject{Kind: authz.Staff, ID: "staff-3", Division: "140000", Dept: "dept-1", Roles: []authz.Role{authz.RoleOfficer}}
+)
 
 // ---- clock ----
 
@@ -113,6 +118,7 @@ func newFixture(t testing.TB, d *db.DB) *fixture {
 	f.p, err = idp.New(idp.Config{
 		DB: d, Fields: k.FieldCipher(), Issuer: f.issuer, Users: users,
 		LoginURL:  func(id string) string { return "/login?authRequestID=" + url.QueryEscape(id) },
+		Policy:    authz.NewPolicy(divisions.Contains),
 		Audit:     f.record,
 		Now:       f.clock.now,
 		CryptoKey: [32]byte{1, 2, 3},
@@ -912,7 +918,7 @@ func TestRegisterClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := idp.New(idp.Config{DB: d, Fields: k.FieldCipher(), Issuer: "https://sso.sx.gov.cn/oidc", Users: users,
+	p, err := idp.New(idp.Config{DB: d, Fields: k.FieldCipher(), Issuer: "https://sso.sx.gov.cn/oidc", Users: users, Policy: authz.NewPolicy(divisions.Contains),
 		LoginURL: func(id string) string { return "/login?authRequestID=" + id }, CryptoKey: [32]byte{1}})
 	if err != nil {
 		t.Fatal(err)
@@ -930,6 +936,8 @@ func TestRegisterClient(t *testing.T) {
 		{"service", staff, idp.ClientInput{Name: "a", Type: idp.ClientService, AllowedScopes: []string{"x.read"}}, ""},
 		{"citizen may not register", authz.Subject{Kind: authz.Citizen, ID: "c"}, idp.ClientInput{Name: "a", Type: idp.ClientService}, "forbidden"},
 		{"anonymous may not register", authz.Subject{}, idp.ClientInput{Name: "a", Type: idp.ClientService}, "forbidden"},
+		{"an officer may not register", officer, idp.ClientInput{Name: "a", Type: idp.ClientService}, "forbidden"},
+		{"a city admin may not register for the province", taiyuanAdmin, idp.ClientInput{Name: "a", Type: idp.ClientService, DivisionCode: "140000", DepartmentID: "d"}, "forbidden"},
 		{"no name", staff, idp.ClientInput{Type: idp.ClientService}, "name"},
 		{"bad type", staff, idp.ClientInput{Name: "a", Type: "spa"}, "type"},
 		{"no redirect", staff, idp.ClientInput{Name: "a", Type: idp.ClientWeb}, "redirect_uris"},
@@ -982,5 +990,17 @@ func TestRegisterClient(t *testing.T) {
 	}
 	if err := p.DisableClient(ctx, staff, "nope"); !errors.Is(err, i18n.ErrNotFound) {
 		t.Errorf("disable unknown: %v", err)
+	}
+	// A city administrator manages the city's applications and sees no others.
+	own, _, err := p.RegisterClient(ctx, taiyuanAdmin, idp.ClientInput{Name: "太原市应用", Type: idp.ClientService})
+	if err != nil {
+		t.Fatalf("city admin registers for the city: %v", err)
+	}
+	cityList, err := p.ListClients(ctx, taiyuanAdmin)
+	if err != nil || len(cityList) != 1 || cityList[0].ID != own.ID {
+		t.Errorf("city admin's list: %v %v", cityList, err)
+	}
+	if err := p.DisableClient(ctx, taiyuanAdmin, list[0].ID); !errors.Is(err, i18n.ErrNotFound) {
+		t.Errorf("city admin disabled a provincial client: %v", err)
 	}
 }

@@ -33,6 +33,8 @@ const (
 	AuditRead      Permission = "audit.read"
 	AuditVerify    Permission = "audit.verify"
 	KeysAdmin      Permission = "admin.keys"
+	// ClientsEdit registers and manages applications at the OpenID provider (per department).
+	ClientsEdit Permission = "oidc.client.edit"
 )
 
 // Role is a named set of permissions held by a staff member in their division.
@@ -96,8 +98,8 @@ type Policy struct {
 // away their own traces (they can read the log, not verify it on the auditor's behalf).
 func NewPolicy(contains func(outer, inner string) bool) *Policy {
 	p := &Policy{grants: map[Role]map[Permission]bool{}, Contains: contains}
-	p.Grant(RoleSysAdmin, OrgRead, DepartmentEdit, StaffEdit, AuditRead, KeysAdmin)
-	p.Grant(RoleOrgAdmin, OrgRead, DepartmentEdit, StaffEdit)
+	p.Grant(RoleSysAdmin, OrgRead, DepartmentEdit, StaffEdit, AuditRead, KeysAdmin, ClientsEdit)
+	p.Grant(RoleOrgAdmin, OrgRead, DepartmentEdit, StaffEdit, ClientsEdit)
 	p.Grant(RoleAuditor, OrgRead, AuditRead, AuditVerify)
 	p.Grant(RoleOfficer, OrgRead)
 	return p
