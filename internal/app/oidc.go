@@ -88,3 +88,21 @@ func (l loginProvider) Logout(ctx context.Context, sessionID string) error {
 type oidcSweepArgs struct{}
 
 func (oidcSweepArgs) Kind() string { return "oidc_sweep" }
+
+// Apps lists the applications a person signed in to (portal.AppGrants).
+func (l loginProvider) Apps(ctx context.Context, subject string) ([]portal.App, error) {
+	gs, err := l.p.Grants(ctx, subject)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]portal.App, len(gs))
+	for i, g := range gs {
+		out[i] = portal.App{ClientID: g.ClientID, ClientName: g.ClientName, Scopes: g.Scopes, LastGranted: g.LastGranted}
+	}
+	return out, nil
+}
+
+// RevokeApp withdraws an application's tokens for the person.
+func (l loginProvider) RevokeApp(ctx context.Context, subject, clientID string) error {
+	return l.p.RevokeGrant(ctx, subject, clientID)
+}

@@ -254,7 +254,7 @@ func TestPersonsAtRest(t *testing.T) {
 			t.Fatal(err)
 		}
 		secrets := []string{zhang, li, wang, zhao, "13812345678", "13912345678", "坞城路", "御河西路",
-			zhang[6:14], zhang[:17], "1234"} // birth date, body, even the last digits of the mobile
+			zhang[6:14], zhang[:17], "12345678"} // birth date, body, most of the mobile (short runs turn up in hex by chance)
 		type raw struct {
 			id                   string
 			idEnc, addr, mob     []byte

@@ -47,7 +47,9 @@ func TestStaffPhone(t *testing.T) {
 		if len(enc) == 0 || idx == nil {
 			t.Fatalf("phone columns empty: %x %v", enc, idx)
 		}
-		for _, digits := range []string{num, "1234", "5678", "139"} {
+		// Long runs only: a hex index or random ciphertext holds a short digit run by chance
+		// (a 3-digit run turns up in one hex index out of about 70).
+		for _, digits := range []string{num, "12345678", "+86"} {
 			if bytes.Contains(enc, []byte(digits)) || strings.Contains(*idx, digits) {
 				t.Errorf("plaintext digits %q stored", digits)
 			}

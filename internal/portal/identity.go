@@ -62,6 +62,7 @@ func (a *Accounts) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /account/enterprises", a.signedIn(a.bindEnterprise))
 	mux.HandleFunc("POST /account/act", a.signedIn(a.actAs))
 	mux.HandleFunc("POST /logout", a.logout)
+	a.selfServiceRoutes(mux)
 	if a.Sink != nil {
 		mux.HandleFunc("GET /dev/sms", a.smsSink)
 	}
@@ -360,16 +361,29 @@ type accountData struct {
 	CurrentSession string
 	Enterprises    []identity.Membership
 	ActingFor      string
+	TOTPEnabled    bool
+	TOTPSetup      *TOTPSetup
+	Apps           []App
 }
 
 func (a *Accounts) accountPage(w http.ResponseWriter, r *http.Request, ses identity.Session, _ string) {
+	a.renderAccount(w, r, ses, http.StatusOK, nil, nil)
+}
+
+// renderAccount shows the account page, adjusted by edit, with failure (a user error) on it.
+func (a *Accounts) renderAccount(w http.ResponseWriter, r *http.Request, ses identity.Session, status int, edit func(*accountData), failure error) {
 	ctx := r.Context()
 	cl, err := a.Identity.Claims(ctx, ses.AccountID, ses.ActingEnterpriseID)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	d := accountData{Claims: cl, CurrentSession: ses.ID, ActingFor: ses.ActingEnterpriseID}
+	acc, err := a.Identity.GetAccount(ctx, ses.AccountID)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	d := accountData{Claims: cl, CurrentSession: ses.ID, ActingFor: ses.ActingEnterpriseID, TOTPEnabled: acc.TOTPEnabled}
 	if dv, ok := divisions.Lookup(cl.Division); ok {
 		d.DivisionName = dv.Name
 	}
@@ -381,12 +395,25 @@ func (a *Accounts) accountPage(w http.ResponseWriter, r *http.Request, ses ident
 		httpx.WriteError(w, r, err)
 		return
 	}
+	if g, ok := a.Provider.(AppGrants); ok {
+		if d.Apps, err = g.Apps(ctx, ses.AccountID); err != nil {
+			httpx.WriteError(w, r, err)
+			return
+		}
+	}
+	if edit != nil {
+		edit(&d)
+	}
 	p := a.page(r, i18n.T("我的账号", "My account"), d)
 	if r.URL.Query().Get("ok") != "" {
 		t := i18n.T("已保存", "Saved")
 		p.Flash = &t
 	}
-	a.render(w, r, http.StatusOK, "portal/account", p)
+	if failure != nil {
+		a.fail(w, r, failure, "portal/account", p)
+		return
+	}
+	a.render(w, r, status, "portal/account", p)
 }
 
 func (a *Accounts) revokeSession(w http.ResponseWriter, r *http.Request, ses identity.Session, _ string) {
