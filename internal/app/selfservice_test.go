@@ -55,6 +55,11 @@ func TestCitizenSelfService(t *testing.T) {
 		if res.StatusCode != http.StatusOK || !strings.Contains(body, "欢迎，赵汾河") {
 			t.Fatalf("SSO to the app: %d %.500s", res.StatusCode, body)
 		}
+		var grants int
+		if err := n.DB.QueryRow(context.Background(), `SELECT COUNT(*) FROM audit_log WHERE action = 'oidc.token.grant' AND object = ?`,
+			"oidc_client:"+rp.cfg.ClientID).Scan(&grants); err != nil || grants != 1 {
+			t.Fatalf("token grants audited: %d %v", grants, err)
+		}
 		_, page := get(t, c, n.URL+"/account")
 		if !strings.Contains(page, "晋中市公积金网上服务") {
 			t.Fatalf("the app is not listed:\n%.3000s", page)

@@ -351,7 +351,27 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 	if err != nil {
 		return "", time.Time{}, oidc.ErrServerError().WithParent(err)
 	}
+	s.p.auditGrant(ctx, g, "")
 	return id, exp, nil
+}
+
+// auditGrant records a token grant: who got tokens for whom, by which grant, with which scopes.
+func (p *Provider) auditGrant(ctx context.Context, g tokenGrant, refreshed string) {
+	kind, actor := "client_credentials", "client:"+g.clientID
+	switch {
+	case refreshed != "":
+		kind, actor = "refresh_token", "citizen:"+g.subject
+	case g.authRequestID != "":
+		kind, actor = "authorization_code", "citizen:"+g.subject
+	}
+	detail := map[string]any{"grant": kind, "scopes": g.scopes}
+	if g.actingFor != "" {
+		detail["acting_for"] = g.actingFor
+	}
+	if g.level > 0 {
+		detail["level"] = g.level
+	}
+	p.audit(ctx, actor, "oidc.token.grant", "oidc_client:"+g.clientID, detail)
 }
 
 var errRefreshReuse = errors.New("refresh token reused; its family is revoked")
@@ -425,6 +445,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 	if err != nil {
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithParent(err)
 	}
+	p.auditGrant(ctx, g, current)
 	return accessID, refresh, exp, nil
 }
 
