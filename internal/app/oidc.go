@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"net/http"
 	"strings"
 
 	"github.com/dgov/dgov/internal/identity"
@@ -105,4 +106,17 @@ func (l loginProvider) Apps(ctx context.Context, subject string) ([]portal.App, 
 // RevokeApp withdraws an application's tokens for the person.
 func (l loginProvider) RevokeApp(ctx context.Context, subject, clientID string) error {
 	return l.p.RevokeGrant(ctx, subject, clientID)
+}
+
+// ConsentNeeded, GrantConsent and Deny make loginProvider a portal.Consenter.
+func (l loginProvider) ConsentNeeded(ctx context.Context, id, subject string) (bool, []string, error) {
+	return l.p.ConsentNeeded(ctx, id, subject)
+}
+
+func (l loginProvider) GrantConsent(ctx context.Context, id, subject string) error {
+	return l.p.GrantConsent(ctx, id, subject)
+}
+
+func (l loginProvider) Deny(w http.ResponseWriter, r *http.Request, id, subject string) {
+	l.p.DenyAuthRequest(w, r, id, subject)
 }

@@ -33,7 +33,7 @@ type relyingParty struct {
 type rpSession struct{ name, level, sid string }
 
 // newRelyingParty registers an application with the node and starts it.
-func newRelyingParty(t *testing.T, n *node, name string) *relyingParty {
+func newRelyingParty(t *testing.T, n *node, name string, adjust ...func(*idp.ClientInput)) *relyingParty {
 	t.Helper()
 	rp := &relyingParty{pending: map[string][2]string{}, sessions: map[string]rpSession{}}
 	rp.srv = httptest.NewServer(http.HandlerFunc(rp.serve))
@@ -43,9 +43,13 @@ func newRelyingParty(t *testing.T, n *node, name string) *relyingParty {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, secret, err := n.IdP.RegisterClient(ctx, admin, idp.ClientInput{Name: name, Type: idp.ClientWeb,
+	in := idp.ClientInput{Name: name, Type: idp.ClientWeb,
 		RedirectURIs: []string{rp.srv.URL + "/callback"}, PostLogoutRedirectURIs: []string{rp.srv.URL + "/"},
-		BackchannelLogoutURI: rp.srv.URL + "/backchannel-logout", MinLevel: 2})
+		BackchannelLogoutURI: rp.srv.URL + "/backchannel-logout", MinLevel: 2}
+	for _, f := range adjust {
+		f(&in)
+	}
+	client, secret, err := n.IdP.RegisterClient(ctx, admin, in)
 	if err != nil {
 		t.Fatalf("register client: %v", err)
 	}
@@ -86,6 +90,10 @@ func (rp *relyingParty) serve(w http.ResponseWriter, r *http.Request) {
 		rp.mu.Unlock()
 		http.Redirect(w, r, rp.cfg.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
 	case "/callback":
+		if e := r.URL.Query().Get("error"); e != "" {
+			http.Error(w, "refused: "+e, http.StatusForbidden)
+			return
+		}
 		state := r.URL.Query().Get("state")
 		rp.mu.Lock()
 		p, ok := rp.pending[state]

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/dgov/dgov/internal/baselib"
+	"github.com/dgov/dgov/internal/idp"
 	"github.com/dgov/dgov/internal/platform/ids"
 )
 
@@ -147,4 +149,70 @@ func TestCitizenSelfService(t *testing.T) {
 			t.Fatalf("a removed operator could act again: %d", res.StatusCode)
 		}
 	})
+}
+
+// A third-party application asks the person's consent once; a refusal sends the application
+// access_denied; consent and refusal are audited; revoking the app asks again next time.
+func TestThirdPartyConsent(t *testing.T) {
+	eachDB(t, func(t *testing.T, n *node) {
+		rp := newRelyingParty(t, n, "某商业银行开户助手", func(in *idp.ClientInput) { in.ThirdParty = true })
+		c := client(t)
+		registerVerified(t, n, c, "13812340021", "孙太行", 301)
+
+		// First visit: the consent page, naming the app; refusing returns access_denied to it.
+		res, body := get(t, follow(c), rp.srv.URL+"/")
+		if !strings.Contains(body, `id="consent-app"`) || !strings.Contains(body, "某商业银行开户助手") {
+			t.Fatalf("no consent page: %d\n%.1500s", res.StatusCode, body)
+		}
+		res, body = postFormFollow(t, c, n.URL, "/login/consent", url.Values{"csrf_token": {csrfFrom(t, body)},
+			"authRequestID": {authRequestFrom(t, body)}, "decision": {"deny"}})
+		if res.StatusCode != http.StatusForbidden || !strings.Contains(body, "access_denied") {
+			t.Fatalf("refusal: %d %s", res.StatusCode, body)
+		}
+		// Second visit: allow; the third needs no consent.
+		_, body = get(t, follow(c), rp.srv.URL+"/")
+		res, body = postFormFollow(t, c, n.URL, "/login/consent", url.Values{"csrf_token": {csrfFrom(t, body)},
+			"authRequestID": {authRequestFrom(t, body)}, "decision": {"allow"}})
+		if !strings.Contains(body, "欢迎，孙太行") {
+			t.Fatalf("after consent: %d %.800s", res.StatusCode, body)
+		}
+		rp.mu.Lock()
+		rp.sessions = map[string]rpSession{}
+		rp.mu.Unlock()
+		if _, body = get(t, follow(c), rp.srv.URL+"/"); !strings.Contains(body, "欢迎，孙太行") {
+			t.Fatalf("consent asked twice:\n%.800s", body)
+		}
+		var n1, n2 int
+		n.DB.QueryRow(context.Background(), `SELECT COUNT(*) FROM audit_log WHERE action = 'oidc.consent'`).Scan(&n1)
+		n.DB.QueryRow(context.Background(), `SELECT COUNT(*) FROM audit_log WHERE action = 'oidc.consent_denied'`).Scan(&n2)
+		if n1 != 1 || n2 != 1 {
+			t.Fatalf("audited consents %d, refusals %d", n1, n2)
+		}
+	})
+}
+
+var authRequestRE = regexp.MustCompile(`name="authRequestID" value="([^"]+)"`)
+
+func authRequestFrom(t *testing.T, page string) string {
+	t.Helper()
+	m := authRequestRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no authRequestID in page:\n%.1000s", page)
+	}
+	return m[1]
+}
+
+// postFormFollow posts a form and follows the redirects, as a browser would.
+func postFormFollow(t *testing.T, c *http.Client, base, path string, form url.Values) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", base)
+	res, err := follow(c).Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
 }

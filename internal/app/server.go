@@ -89,6 +89,11 @@ func (a *App) Handler() (*Server, error) {
 	// One route table per surface, each readable top to bottom in its package.
 	pt.Routes(mux)
 	accounts.Routes(mux)
+	strong, err := portal.NewStrong(accounts, a.Cfg.PublicURL()) // level-3 sign-in (passkeys, SM2 certificates)
+	if err != nil {
+		return nil, err
+	}
+	strong.Routes(mux)
 	con.Routes(mux)
 	apiv1.Routes(mux)
 	mux.Handle("/oidc/", a.IdP.Handler())

@@ -64,9 +64,10 @@ func (c *Console) registerClient(w http.ResponseWriter, r *http.Request, sub aut
 		PostLogoutURIs: r.PostFormValue("post_logout_redirect_uris"), BackchannelURI: strings.TrimSpace(r.PostFormValue("backchannel_logout_uri")),
 		Scopes: r.PostFormValue("allowed_scopes")}
 	f.MinLevel, _ = strconv.Atoi(r.PostFormValue("min_level"))
+	f.ThirdParty = r.PostFormValue("third_party") == "on"
 	client, secret, err := c.IdP.RegisterClient(r.Context(), sub, idp.ClientInput{Name: f.Name, Type: idp.ClientType(f.Type),
 		RedirectURIs: lines(f.RedirectURIs), PostLogoutRedirectURIs: lines(f.PostLogoutURIs), BackchannelLogoutURI: f.BackchannelURI,
-		MinLevel: f.MinLevel, AllowedScopes: lines(f.Scopes)})
+		MinLevel: f.MinLevel, AllowedScopes: lines(f.Scopes), ThirdParty: f.ThirdParty})
 	p := c.page(r, "clients", clientsTitle, nil)
 	d, derr := c.clientsData(r, sub)
 	if derr != nil {

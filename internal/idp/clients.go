@@ -56,6 +56,7 @@ type Client struct {
 	CreatedBy              string     `json:"created_by"`
 	CreatedAt              time.Time  `json:"created_at"`
 	Disabled               bool       `json:"disabled"`
+	ThirdParty             bool       `json:"third_party"`
 
 	secretHash string
 }
@@ -82,6 +83,9 @@ type ClientInput struct {
 	// AllowedScopes are scopes beyond openid/profile/offline_access that the client may ask
 	// for; for a service client, the scopes its access tokens may carry.
 	AllowedScopes []string
+	// ThirdParty applications (not a department's own) ask the person's consent before they
+	// receive any data.
+	ThirdParty bool
 }
 
 // ErrClientIDTaken answers a registration under an id already in use.
@@ -265,6 +269,7 @@ func (p *Provider) RegisterClient(ctx context.Context, subj authz.Subject, in Cl
 		Type: in.Type, RedirectURIs: nonNil(in.RedirectURIs), PostLogoutRedirectURIs: nonNil(in.PostLogoutRedirectURIs),
 		BackchannelLogoutURI: in.BackchannelLogoutURI, RequirePKCE: in.RequirePKCE == nil || *in.RequirePKCE,
 		MinLevel: in.MinLevel, AllowedScopes: nonNil(in.AllowedScopes), CreatedBy: subj.String(), CreatedAt: p.now(),
+		ThirdParty: in.ThirdParty,
 		ResponseTypes: []string{string(oidc.ResponseTypeCode)},
 	}
 	secret := ""
@@ -286,11 +291,11 @@ func (p *Provider) RegisterClient(ctx context.Context, subj authz.Subject, in Cl
 	}
 	_, err := p.cfg.DB.Exec(ctx, `INSERT INTO idp_clients (id, secret_hash, name, department_id, division_code, type,
 		redirect_uris, post_logout_redirect_uris, grant_types, response_types, backchannel_logout_uri,
-		require_pkce, min_level, allowed_scopes, created_by, created_at, disabled)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		require_pkce, min_level, allowed_scopes, created_by, created_at, disabled, third_party)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.secretHash, c.Name, c.DepartmentID, c.DivisionCode, string(c.Type),
 		jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs), jsonList(c.GrantTypes), jsonList(c.ResponseTypes),
-		c.BackchannelLogoutURI, c.RequirePKCE, c.MinLevel, jsonList(c.AllowedScopes), c.CreatedBy, c.CreatedAt, false)
+		c.BackchannelLogoutURI, c.RequirePKCE, c.MinLevel, jsonList(c.AllowedScopes), c.CreatedBy, c.CreatedAt, false, c.ThirdParty)
 	if db.IsUniqueViolation(err) {
 		return Client{}, "", ErrClientIDTaken
 	}
@@ -306,13 +311,13 @@ func (p *Provider) RegisterClient(ctx context.Context, subj authz.Subject, in Cl
 
 const clientColumns = `id, secret_hash, name, department_id, division_code, type, redirect_uris,
 	post_logout_redirect_uris, grant_types, response_types, backchannel_logout_uri, require_pkce,
-	min_level, allowed_scopes, created_by, created_at, disabled`
+	min_level, allowed_scopes, created_by, created_at, disabled, third_party`
 
 func scanClient(r interface{ Scan(...any) error }) (*Client, error) {
 	var c Client
 	var typ, ru, plru, gt, rt, sc string
 	if err := r.Scan(&c.ID, &c.secretHash, &c.Name, &c.DepartmentID, &c.DivisionCode, &typ, &ru, &plru, &gt, &rt,
-		&c.BackchannelLogoutURI, &c.RequirePKCE, &c.MinLevel, &sc, &c.CreatedBy, &c.CreatedAt, &c.Disabled); err != nil {
+		&c.BackchannelLogoutURI, &c.RequirePKCE, &c.MinLevel, &sc, &c.CreatedBy, &c.CreatedAt, &c.Disabled, &c.ThirdParty); err != nil {
 		return nil, err
 	}
 	c.Type = ClientType(typ)

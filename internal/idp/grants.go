@@ -78,6 +78,10 @@ func (p *Provider) RevokeGrant(ctx context.Context, subject, clientID string) er
 		k, _ := res.RowsAffected()
 		n += k
 	}
+	// Consent goes with the grant: the next sign-in asks again.
+	if _, err := p.cfg.DB.Exec(ctx, `DELETE FROM idp_consents WHERE subject = ? AND client_id = ?`, subject, clientID); err != nil {
+		return fmt.Errorf("revoke consent: %w", err)
+	}
 	if n == 0 {
 		return i18n.ErrNotFound
 	}

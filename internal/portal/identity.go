@@ -61,6 +61,7 @@ func (a *Accounts) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /account/sessions/revoke", a.signedIn(a.revokeSession))
 	mux.HandleFunc("POST /account/enterprises", a.signedIn(a.bindEnterprise))
 	mux.HandleFunc("POST /account/act", a.signedIn(a.actAs))
+	mux.HandleFunc("POST /login/consent", a.signedIn(a.consent))
 	mux.HandleFunc("POST /logout", a.logout)
 	a.selfServiceRoutes(mux)
 	if a.Sink != nil {
@@ -255,6 +256,18 @@ func (a *Accounts) startSession(w http.ResponseWriter, r *http.Request, accountI
 // finish sends a signed-in browser on: back to the application that asked, or to next.
 func (a *Accounts) finish(w http.ResponseWriter, r *http.Request, d loginData, ses identity.Session) {
 	if d.AuthRequestID != "" && a.Provider != nil {
+		if c, ok := a.Provider.(Consenter); ok {
+			need, scopes, err := c.ConsentNeeded(r.Context(), d.AuthRequestID, ses.AccountID)
+			if err != nil {
+				httpx.WriteError(w, r, err)
+				return
+			}
+			if need {
+				a.render(w, r, http.StatusOK, "portal/consent", a.page(r, consentTitle,
+					consentData{AuthRequestID: d.AuthRequestID, ClientName: d.ClientName, Scopes: scopes}))
+				return
+			}
+		}
 		to, err := a.Provider.Complete(r.Context(), d.AuthRequestID, ses)
 		if err != nil {
 			httpx.WriteError(w, r, err)
@@ -473,4 +486,43 @@ func (a *Accounts) smsSink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.render(w, r, http.StatusOK, "portal/sms", a.page(r, i18n.T("短信收件箱", "SMS sink"), msgs))
+}
+
+// ---- consent ----
+
+// Consenter asks a person to allow a third-party application before it gets their data.
+type Consenter interface {
+	ConsentNeeded(ctx context.Context, authRequestID, subject string) (bool, []string, error)
+	GrantConsent(ctx context.Context, authRequestID, subject string) error
+	Deny(w http.ResponseWriter, r *http.Request, authRequestID, subject string)
+}
+
+type consentData struct {
+	AuthRequestID, ClientName string
+	Scopes                    []string
+}
+
+var consentTitle = i18n.T("授权确认", "Allow access")
+
+func (a *Accounts) consent(w http.ResponseWriter, r *http.Request, ses identity.Session, _ string) {
+	c, ok := a.Provider.(Consenter)
+	if !ok {
+		httpx.WriteError(w, r, i18n.ErrNotFound)
+		return
+	}
+	id := r.PostFormValue("authRequestID")
+	if r.PostFormValue("decision") != "allow" {
+		c.Deny(w, r, id, ses.AccountID)
+		return
+	}
+	if err := c.GrantConsent(r.Context(), id, ses.AccountID); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	to, err := a.Provider.Complete(r.Context(), id, ses)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, to, http.StatusFound)
 }
