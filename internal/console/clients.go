@@ -25,6 +25,7 @@ type clientsData struct {
 type clientForm struct {
 	Name, Type, RedirectURIs, PostLogoutURIs, BackchannelURI, Scopes string
 	MinLevel                                                         int
+	ThirdParty                                                       bool
 }
 
 var clientsTitle = i18n.T("接入应用", "Applications")

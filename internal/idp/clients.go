@@ -269,7 +269,7 @@ func (p *Provider) RegisterClient(ctx context.Context, subj authz.Subject, in Cl
 		Type: in.Type, RedirectURIs: nonNil(in.RedirectURIs), PostLogoutRedirectURIs: nonNil(in.PostLogoutRedirectURIs),
 		BackchannelLogoutURI: in.BackchannelLogoutURI, RequirePKCE: in.RequirePKCE == nil || *in.RequirePKCE,
 		MinLevel: in.MinLevel, AllowedScopes: nonNil(in.AllowedScopes), CreatedBy: subj.String(), CreatedAt: p.now(),
-		ThirdParty: in.ThirdParty,
+		ThirdParty:    in.ThirdParty,
 		ResponseTypes: []string{string(oidc.ResponseTypeCode)},
 	}
 	secret := ""
