@@ -139,6 +139,7 @@ var funcs = template.FuncMap{
 	"in":     func(t i18n.Text, l i18n.Lang) string { return t.In(l) },
 	"add":    func(a, b int) int { return a + b },
 	"levels": func() []int { return []int{0, 1, 2, 3} },
+	"list":   func(v ...string) []string { return v },
 	// pair hands a partial the page and one more value: {{template "x" (pair $ .Thing)}}.
 	"pair": func(p Page, v any) map[string]any { return map[string]any{"P": p, "V": v} },
 	"query": func(kv ...string) template.URL {

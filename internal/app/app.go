@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dgov/dgov/internal/catalog"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -47,6 +49,7 @@ var Migrations = []db.Source{
 	baselib.Migrations,
 	identity.Migrations,
 	idp.Migrations,
+	catalog.Migrations,
 }
 
 // App is one dgov node.
@@ -65,6 +68,7 @@ type App struct {
 	Identity *identity.Service
 	SMS      identity.SMSGateway
 	IdP      *idp.Provider
+	Catalog  *catalog.Service
 	Blobs    blob.Store
 
 	// Set by Serve.
@@ -117,6 +121,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options
 	}
 	a.Audit = audit.New(a.DB, a.Keys, now, audit.Options{CheckpointEvery: cfg.AuditCheckpointEvery, Logger: log})
 	a.Policy = authz.NewPolicy(divisions.Contains)
+	catalog.RegisterPermissions(a.Policy)
 	a.Org = org.New(a.DB, a.Policy, org.Options{Argon: opts.Argon, Audit: a.auditOrg, Now: now, Fields: a.Keys.FieldCipher()})
 	if _, err := a.Org.SyncDivisions(ctx); err != nil {
 		return fail(err)
@@ -125,6 +130,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options
 	// Only the development sink exists so far; a real SMS gateway is configuration to come.
 	a.SMS = identity.NewSinkGateway(a.DB, now)
 	a.Identity = identity.New(a.DB, a.Keys.FieldCipher(), a.Base, a.SMS, identity.Options{Argon: opts.Argon, Now: now, Audit: a.auditOrg})
+	a.Catalog = catalog.New(a.DB, a.Policy, a.Org, catalog.Options{Audit: a.auditOrg, Now: now})
 	if err := a.openIDP(); err != nil {
 		return fail(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dgov/dgov/internal/catalog"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
@@ -73,7 +75,7 @@ func (a *App) Handler() (*Server, error) {
 		})
 	}
 
-	con := &console.Console{Org: a.Org, Audit: a.Audit, Keys: a.Keys, IdP: a.IdP, Sessions: console.NewSessions(a.DB, a.Now),
+	con := &console.Console{Org: a.Org, Audit: a.Audit, Keys: a.Keys, IdP: a.IdP, Catalog: a.Catalog, Sessions: console.NewSessions(a.DB, a.Now),
 		Render: render, Policy: a.Policy, Now: a.Now, NodeDivision: a.Cfg.NodeDivision, Log: a.Log,
 		ClientIP: func(r *http.Request) string { return httpx.ClientIPFrom(r.Context()) },
 		Secure:   func(r *http.Request) bool { return httpx.IsHTTPS(r, proxies) }}
@@ -86,6 +88,12 @@ func (a *App) Handler() (*Server, error) {
 	apiv1 := &api.API{Org: a.Org, Audit: a.Audit, Keys: a.Keys, Policy: a.Policy, NodeDivision: a.Cfg.NodeDivision, Version: Version}
 
 	mux := http.NewServeMux()
+	if c := a.Cfg; c.FederationIssuer != "" {
+		fed := &portal.Federation{Accounts: accounts, Fields: a.Keys.FieldCipher(), Upstream: portal.FederationConfig{Issuer: c.FederationIssuer,
+			ClientID: c.FederationClientID, ClientSecret: c.FederationClientSecret, RedirectURL: c.PublicURL() + "/login/federated/callback", DisplayName: c.FederationName}}
+		accounts.Federation = c.FederationName
+		fed.Routes(mux)
+	}
 	// One route table per surface, each readable top to bottom in its package.
 	pt.Routes(mux)
 	accounts.Routes(mux)
@@ -97,6 +105,13 @@ func (a *App) Handler() (*Server, error) {
 	con.Routes(mux)
 	apiv1.Routes(mux)
 	mux.Handle("/oidc/", a.IdP.Handler())
+	// The open part of the catalogue as W3C DCAT (JSON-LD), for anyone.
+	mux.HandleFunc("GET /open/catalog.jsonld", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/ld+json")
+		if err := a.Catalog.ExportDCAT(r.Context(), w, catalog.DCATOptions{BaseURL: a.Cfg.PublicURL() + "/open"}); err != nil {
+			httpx.WriteError(w, r, err)
+		}
+	})
 	mux.HandleFunc("GET /healthz", health.Healthz)
 	mux.HandleFunc("GET /readyz", health.Readyz)
 	mux.Handle("GET /metrics", metrics.Handler())

@@ -403,7 +403,7 @@ func TestBrowserPasskey(t *testing.T) {
 				chromedp.Navigate(base+"/account"),
 				chromedp.WaitVisible(chromedp.ID("logout")),
 				chromedp.Click(chromedp.ID("logout")),
-				chromedp.WaitVisible(chromedp.ID("nav-account")),
+				chromedp.WaitNotPresent(chromedp.ID("logout")),
 				chromedp.Navigate(base+"/login/strong"),
 				chromedp.WaitVisible(chromedp.ID("passkey-login")),
 				chromedp.Click(chromedp.ID("passkey-login")),
@@ -425,7 +425,7 @@ func TestBrowserPasskey(t *testing.T) {
 			}
 			if err := chromedp.Do(ctx,
 				chromedp.Click(chromedp.ID("logout")),
-				chromedp.WaitVisible(chromedp.ID("nav-account")),
+				chromedp.WaitNotPresent(chromedp.ID("logout")),
 				chromedp.Navigate(base+"/login/strong"),
 				chromedp.WaitVisible(chromedp.ID("passkey-login")),
 				chromedp.Click(chromedp.ID("passkey-login")),

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dgov/dgov/internal/catalog"
+
 	"github.com/dgov/dgov/internal/idp"
 	"github.com/dgov/dgov/internal/org"
 	"github.com/dgov/dgov/internal/org/divisions"
@@ -35,6 +37,7 @@ type Console struct {
 	Audit        *audit.Log
 	Keys         *crypto.Keyring
 	IdP          *idp.Provider
+	Catalog      *catalog.Service
 	Sessions     *Sessions
 	Render       *web.Renderer
 	Policy       *authz.Policy
@@ -71,6 +74,12 @@ func (c *Console) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /console/departments", c.staffOnly(c.createDepartment))
 	mux.Handle("GET /console/staff", c.staffOnly(c.staffPage))
 	mux.Handle("POST /console/staff", c.staffOnly(c.createStaff))
+	mux.Handle("GET /console/catalog", c.staffOnly(c.catalogPage))
+	mux.Handle("POST /console/catalog", c.staffOnly(c.createResource))
+	mux.Handle("POST /console/catalog/import", c.staffOnly(c.importCatalog))
+	mux.Handle("GET /console/catalog/export/{format}", c.staffOnly(c.exportCatalog))
+	mux.Handle("GET /console/catalog/{id}", c.staffOnly(c.resourcePage))
+	mux.Handle("POST /console/catalog/{id}/{action}", c.staffOnly(c.resourceAction))
 	mux.Handle("GET /console/clients", c.staffOnly(c.clientsPage))
 	mux.Handle("POST /console/clients", c.staffOnly(c.registerClient))
 	mux.Handle("POST /console/clients/{id}/disable", c.staffOnly(c.disableClient))

@@ -31,7 +31,7 @@ const (
 	AMRSM2      = "sm2"
 )
 
-var validAMR = map[string]bool{AMRPassword: true, AMRSMS: true, AMROTP: true, AMRHardware: true, AMRSM2: true}
+var validAMR = map[string]bool{AMRPassword: true, AMRSMS: true, AMROTP: true, AMRHardware: true, AMRSM2: true, AMRFederated: true}
 
 // Session is a single-sign-on session. ID is its public handle (for "my sessions" and
 // RevokeSession); the token that proves it is known only to its holder.

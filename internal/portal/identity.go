@@ -45,6 +45,8 @@ type Accounts struct {
 	Secure   func(r *http.Request) bool
 	ClientIP func(r *http.Request) string
 	Now      func() time.Time
+	// Federation is the upstream provider's display name when federated login is on ("" = off).
+	Federation string
 }
 
 // Routes registers the account pages.
@@ -135,6 +137,7 @@ type loginData struct {
 	ClientName                         string
 	RequiredLevel                      int
 	NeedOTP                            bool
+	Federation                         string
 }
 
 func (a *Accounts) loginData(r *http.Request, form url.Values) (loginData, error) {
@@ -143,6 +146,7 @@ func (a *Accounts) loginData(r *http.Request, form url.Values) (loginData, error
 	if d.Method != "sms" {
 		d.Method = "password"
 	}
+	d.Federation = a.Federation
 	if d.AuthRequestID != "" && a.Provider != nil {
 		lr, err := a.Provider.LoginRequest(r.Context(), d.AuthRequestID)
 		if err != nil {
@@ -164,6 +168,12 @@ func (a *Accounts) loginPage(w http.ResponseWriter, r *http.Request) {
 	// Single sign-on: a live session that is strong enough answers the application at once.
 	if ses, _, ok := a.session(r); ok && (d.AuthRequestID == "" || ses.Level >= d.RequiredLevel) {
 		a.finish(w, r, d, ses)
+		return
+	}
+	// An app that requires L3 needs a passkey or a certificate: go straight to that page
+	// (its "password / SMS" link comes back with method=, so this does not loop).
+	if d.RequiredLevel >= identity.LevelStrong && r.URL.Query().Get("method") == "" {
+		http.Redirect(w, r, StrongLoginURL(d.AuthRequestID, d.Next), http.StatusSeeOther)
 		return
 	}
 	p := a.page(r, loginTitle, d)
@@ -237,6 +247,10 @@ func (a *Accounts) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if d.AuthRequestID != "" && ses.Level < d.RequiredLevel {
+		if ses.Level >= identity.LevelRealName {
+			http.Redirect(w, r, StrongLoginURL(d.AuthRequestID, ""), http.StatusSeeOther)
+			return
+		}
 		// Signed in, but not strong enough for this app: verify the real name first.
 		http.Redirect(w, r, "/account/realname?next="+url.QueryEscape("/login?authRequestID="+url.QueryEscape(d.AuthRequestID)), http.StatusSeeOther)
 		return
@@ -377,6 +391,7 @@ type accountData struct {
 	TOTPEnabled    bool
 	TOTPSetup      *TOTPSetup
 	Apps           []App
+	Federation     string
 }
 
 func (a *Accounts) accountPage(w http.ResponseWriter, r *http.Request, ses identity.Session, _ string) {
@@ -396,7 +411,7 @@ func (a *Accounts) renderAccount(w http.ResponseWriter, r *http.Request, ses ide
 		httpx.WriteError(w, r, err)
 		return
 	}
-	d := accountData{Claims: cl, CurrentSession: ses.ID, ActingFor: ses.ActingEnterpriseID, TOTPEnabled: acc.TOTPEnabled}
+	d := accountData{Claims: cl, CurrentSession: ses.ID, ActingFor: ses.ActingEnterpriseID, TOTPEnabled: acc.TOTPEnabled, Federation: a.Federation}
 	if dv, ok := divisions.Lookup(cl.Division); ok {
 		d.DivisionName = dv.Name
 	}

@@ -22,17 +22,21 @@ import (
 
 // Config is the whole node configuration. Each field names its environment variable and flag.
 type Config struct {
-	DataDir       string `yaml:"data_dir" env:"DGOV_DATA_DIR" flag:"data-dir" help:"directory for the embedded database, NATS store, blobs and keys"`
-	HTTPAddr      string `yaml:"http_addr" env:"DGOV_HTTP_ADDR" flag:"http-addr" help:"address the HTTP server listens on"`
-	BaseURL       string `yaml:"base_url" env:"DGOV_BASE_URL" flag:"base-url" help:"public URL of this node (empty: derived from http-addr)"`
-	DatabaseURL   string `yaml:"database_url" env:"DGOV_DATABASE_URL" flag:"database-url" help:"empty = embedded SQLite in the data dir; postgres://… = PostgreSQL"`
-	NATSURL       string `yaml:"nats_url" env:"DGOV_NATS_URL" flag:"nats-url" help:"empty = embedded NATS; nats://… = external NATS (JetStream) cluster"`
-	NATSListen    string `yaml:"nats_listen" env:"DGOV_NATS_LISTEN" flag:"nats-listen" help:"host:port where the embedded NATS also listens (empty = in-process only)"`
-	MasterKeyFile string `yaml:"master_key_file" env:"DGOV_MASTER_KEY_FILE" flag:"master-key-file" help:"master key file (default: master.key in the data dir, generated on first start)"`
-	LogLevel      string `yaml:"log_level" env:"DGOV_LOG_LEVEL" flag:"log-level" help:"debug, info, warn or error"`
-	LogFormat     string `yaml:"log_format" env:"DGOV_LOG_FORMAT" flag:"log-format" help:"text or json"`
-	ThemeDir      string `yaml:"theme_dir" env:"DGOV_THEME_DIR" flag:"theme-dir" help:"directory whose templates/ and static/ files replace the built-in ones (a province's branding)"`
-	NodeDivision  string `yaml:"node_division" env:"DGOV_NODE_DIVISION" flag:"node-division" help:"GB/T 2260 code of the division this node serves (140000 = Shanxi province)"`
+	DataDir                string `yaml:"data_dir" env:"DGOV_DATA_DIR" flag:"data-dir" help:"directory for the embedded database, NATS store, blobs and keys"`
+	HTTPAddr               string `yaml:"http_addr" env:"DGOV_HTTP_ADDR" flag:"http-addr" help:"address the HTTP server listens on"`
+	BaseURL                string `yaml:"base_url" env:"DGOV_BASE_URL" flag:"base-url" help:"public URL of this node (empty: derived from http-addr)"`
+	DatabaseURL            string `yaml:"database_url" env:"DGOV_DATABASE_URL" flag:"database-url" help:"empty = embedded SQLite in the data dir; postgres://… = PostgreSQL"`
+	NATSURL                string `yaml:"nats_url" env:"DGOV_NATS_URL" flag:"nats-url" help:"empty = embedded NATS; nats://… = external NATS (JetStream) cluster"`
+	NATSListen             string `yaml:"nats_listen" env:"DGOV_NATS_LISTEN" flag:"nats-listen" help:"host:port where the embedded NATS also listens (empty = in-process only)"`
+	MasterKeyFile          string `yaml:"master_key_file" env:"DGOV_MASTER_KEY_FILE" flag:"master-key-file" help:"master key file (default: master.key in the data dir, generated on first start)"`
+	LogLevel               string `yaml:"log_level" env:"DGOV_LOG_LEVEL" flag:"log-level" help:"debug, info, warn or error"`
+	LogFormat              string `yaml:"log_format" env:"DGOV_LOG_FORMAT" flag:"log-format" help:"text or json"`
+	ThemeDir               string `yaml:"theme_dir" env:"DGOV_THEME_DIR" flag:"theme-dir" help:"directory whose templates/ and static/ files replace the built-in ones (a province's branding)"`
+	FederationIssuer       string `yaml:"federation_issuer" env:"DGOV_FEDERATION_ISSUER" flag:"federation-issuer" help:"upstream OpenID provider citizens may sign in with (国家政务服务平台); empty = off"`
+	FederationClientID     string `yaml:"federation_client_id" env:"DGOV_FEDERATION_CLIENT_ID" flag:"federation-client-id" help:"this node's client id at the upstream provider"`
+	FederationClientSecret string `yaml:"federation_client_secret" env:"DGOV_FEDERATION_CLIENT_SECRET" flag:"federation-client-secret" help:"this node's client secret at the upstream provider"`
+	FederationName         string `yaml:"federation_name" env:"DGOV_FEDERATION_NAME" flag:"federation-name" help:"the upstream's name on the login button"`
+	NodeDivision           string `yaml:"node_division" env:"DGOV_NODE_DIVISION" flag:"node-division" help:"GB/T 2260 code of the division this node serves (140000 = Shanxi province)"`
 
 	RateLimit      float64 `yaml:"rate_limit" env:"DGOV_RATE_LIMIT" flag:"rate-limit" help:"requests per second allowed per client address"`
 	RateBurst      int     `yaml:"rate_burst" env:"DGOV_RATE_BURST" flag:"rate-burst" help:"burst of requests allowed per client address"`
@@ -61,6 +65,7 @@ func Defaults() Config {
 		RateBurst:               100,
 		AuditCheckpointEvery:    1000,
 		AuditCheckpointInterval: time.Minute,
+		FederationName:          "国家政务服务平台",
 	}
 }
 
@@ -262,6 +267,14 @@ func (c Config) Check() []Problem {
 	if c.S3Endpoint != "" && (c.S3Bucket == "" || c.S3AccessKey == "" || c.S3SecretKey == "") {
 		add("DGOV_S3_ENDPOINT", "使用 S3 时必须同时配置桶、访问密钥和私密密钥", "with S3, the bucket, access key and secret key are all required")
 	}
+	if c.FederationIssuer != "" {
+		if u, err := url.Parse(c.FederationIssuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			add("DGOV_FEDERATION_ISSUER", "上游身份提供方地址应为完整的 https:// 网址", "the upstream provider must be a full https:// URL")
+		}
+		if c.FederationClientID == "" || c.FederationClientSecret == "" {
+			add("DGOV_FEDERATION_CLIENT_ID", "配置上游身份提供方时必须同时配置客户端标识和密钥", "with an upstream provider, its client id and secret are required")
+		}
+	}
 	return ps
 }
 
@@ -269,6 +282,9 @@ func (c Config) Check() []Problem {
 func (c Config) Redacted() Config {
 	if c.S3SecretKey != "" {
 		c.S3SecretKey = "******"
+	}
+	if c.FederationClientSecret != "" {
+		c.FederationClientSecret = "******"
 	}
 	for _, p := range []*string{&c.DatabaseURL, &c.NATSURL} {
 		if u, err := url.Parse(*p); err == nil && *p != "" {
