@@ -4,12 +4,17 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
+	"github.com/dgov/dgov/internal/console"
 	"github.com/dgov/dgov/internal/identity"
 	"github.com/dgov/dgov/internal/idp"
+	"github.com/dgov/dgov/internal/org"
 	"github.com/dgov/dgov/internal/platform/audit"
+	"github.com/dgov/dgov/internal/platform/authz"
 	"github.com/dgov/dgov/internal/platform/crypto"
 	"github.com/dgov/dgov/internal/platform/httpx"
+	"github.com/dgov/dgov/internal/platform/i18n"
 	"github.com/dgov/dgov/internal/portal"
 )
 
@@ -23,14 +28,14 @@ func (a *App) openIDP() error {
 	var key [32]byte
 	copy(key[:], crypto.DeriveKey(a.master, "dgov oidc crypto v1", 32))
 	p, err := idp.New(idp.Config{
-		DB: a.DB, Fields: a.Keys.FieldCipher(), Issuer: issuer, Users: identityUsers{a.Identity},
+		DB: a.DB, Fields: a.Keys.FieldCipher(), Issuer: issuer, Users: users{a.Identity, a.Org},
 		LoginURL:      func(id string) string { return "/login?authRequestID=" + id },
 		Policy:        a.Policy,
 		Audit:         a.auditIDP,
 		Now:           a.Now,
 		CryptoKey:     key,
 		AllowInsecure: insecure,
-		EndSession:    a.Identity.EndSession,
+		EndSession:    a.endSession,
 		Logger:        a.Log,
 	})
 	if err != nil {
@@ -46,10 +51,38 @@ func (a *App) auditIDP(ctx context.Context, actor, action, object string, detail
 	return err
 }
 
-// identityUsers answers the provider's questions about citizens and enterprises.
-type identityUsers struct{ id *identity.Service }
+// endSession ends the single sign-on session an application's logout names: a citizen's
+// (identity) or a staff member's console session, whichever it is.
+func (a *App) endSession(ctx context.Context, sessionID string) error {
+	if err := a.Identity.EndSession(ctx, sessionID); err != nil {
+		return err
+	}
+	return console.NewSessions(a.DB, a.Now).DeleteByKey(ctx, sessionID)
+}
 
-func (u identityUsers) Claims(ctx context.Context, subject, actingFor string) (idp.UserClaims, error) {
+// staffPrefix marks a staff member's subject at the provider ("staff-<id>"; subjects may
+// not contain ':'), so citizens' and staff's identifiers never mix.
+const staffPrefix = "staff-"
+
+// users answers the provider's questions about citizens and enterprises (identity) and
+// civil servants (org).
+type users struct {
+	id  *identity.Service
+	org *org.Service
+}
+
+func (u users) Claims(ctx context.Context, subject, actingFor string) (idp.UserClaims, error) {
+	if staffID, ok := strings.CutPrefix(subject, staffPrefix); ok {
+		if actingFor != "" {
+			return idp.UserClaims{}, i18n.ErrForbidden
+		}
+		s, err := u.org.Subject(ctx, staffID)
+		if err != nil {
+			return idp.UserClaims{}, err
+		}
+		// Staff are identified by their employer: real-name level.
+		return idp.UserClaims{Subject: subject, Kind: "staff", Name: s.Name, Level: identity.LevelRealName, Division: s.Division}, nil
+	}
 	c, err := u.id.Claims(ctx, subject, actingFor)
 	if err != nil {
 		return idp.UserClaims{}, err
@@ -69,12 +102,44 @@ func (l loginProvider) LoginRequest(ctx context.Context, id string) (portal.Logi
 	if err != nil {
 		return portal.LoginRequest{}, err
 	}
-	return portal.LoginRequest{ClientName: ar.ClientName, RequiredLevel: ar.RequiredLevel}, nil
+	return portal.LoginRequest{ClientName: ar.ClientName, RequiredLevel: ar.RequiredLevel, Staff: ar.Audience == idp.AudienceStaff}, nil
+}
+
+// audience refuses to answer an application for the wrong kind of person: a citizen's login
+// never completes a staff application, nor a staff login a citizens' one.
+func (l loginProvider) audience(ctx context.Context, id, want string) error {
+	ar, err := l.p.AuthRequest(ctx, id)
+	if err != nil {
+		return err
+	}
+	if ar.Audience != want {
+		return i18n.ErrForbidden
+	}
+	return nil
+}
+
+// CompleteStaff answers a staff application from a console session (console.StaffSSO).
+func (l loginProvider) CompleteStaff(ctx context.Context, id string, sub authz.Subject, sessionKey string, authTime time.Time) (string, error) {
+	if err := l.audience(ctx, id, idp.AudienceStaff); err != nil {
+		return "", err
+	}
+	if err := l.p.CompleteAuthRequest(ctx, id, staffPrefix+sub.ID, "", sessionKey, identity.LevelRealName, []string{identity.AMRPassword}, authTime); err != nil {
+		return "", err
+	}
+	return l.p.CallbackURL(ctx, id), nil
+}
+
+// LogoutStaff logs the console session's applications out.
+func (l loginProvider) LogoutStaff(ctx context.Context, sessionKey string) error {
+	return l.p.LogoutSession(ctx, sessionKey)
 }
 
 // Complete answers the application with the session's subject; auth_time is when the person
 // signed in, not now, so applications can apply max_age to a single sign-on.
 func (l loginProvider) Complete(ctx context.Context, id string, ses identity.Session) (string, error) {
+	if err := l.audience(ctx, id, idp.AudienceCitizen); err != nil {
+		return "", err
+	}
 	if err := l.p.CompleteAuthRequest(ctx, id, ses.AccountID, ses.ActingEnterpriseID, ses.ID, ses.Level, ses.AMR, ses.CreatedAt); err != nil {
 		return "", err
 	}

@@ -216,3 +216,33 @@ func postFormFollow(t *testing.T, c *http.Client, base, path string, form url.Va
 	b, _ := io.ReadAll(res.Body)
 	return res, string(b)
 }
+
+// Civil servants' single sign-on: an application registered for staff signs in whoever is
+// signed in to the console, without another prompt; console logout ends its session too; a
+// citizen's portal session never answers it.
+func TestStaffSSO(t *testing.T) {
+	eachDB(t, func(t *testing.T, n *node) {
+		rp := newRelyingParty(t, n, "山西省协同办公系统", func(in *idp.ClientInput) { in.Audience = idp.AudienceStaff })
+		// A citizen signed in at the portal is sent to the console login, not let in.
+		citizen := client(t)
+		registerVerified(t, n, citizen, "13812340031", "周晋祠", 401)
+		if _, body := get(t, follow(citizen), rp.srv.URL+"/"); !strings.Contains(body, `id="username"`) || strings.Contains(body, "欢迎") {
+			t.Fatalf("a citizen session answered a staff app:\n%.800s", body)
+		}
+		staff := client(t)
+		login(t, n, staff, "admin", testAdminPassword)
+		res, body := get(t, follow(staff), rp.srv.URL+"/")
+		if res.StatusCode != 200 || !strings.Contains(body, "欢迎，系统管理员") {
+			t.Fatalf("staff SSO: %d %.800s", res.StatusCode, body)
+		}
+		_, page := get(t, staff, n.URL+"/console")
+		postForm(t, staff, n.URL, "/console/logout", url.Values{"csrf_token": {csrfFrom(t, page)}})
+		deadline := time.Now().Add(5 * time.Second)
+		for rp.sessionCount() != 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if rp.sessionCount() != 0 {
+			t.Fatal("console logout did not end the staff app's session")
+		}
+	})
+}

@@ -75,7 +75,7 @@ func (a *App) Handler() (*Server, error) {
 		})
 	}
 
-	con := &console.Console{Org: a.Org, Audit: a.Audit, Keys: a.Keys, IdP: a.IdP, Catalog: a.Catalog, Sessions: console.NewSessions(a.DB, a.Now),
+	con := &console.Console{Org: a.Org, Audit: a.Audit, Keys: a.Keys, IdP: a.IdP, Catalog: a.Catalog, SSO: loginProvider{a.IdP}, Sessions: console.NewSessions(a.DB, a.Now),
 		Render: render, Policy: a.Policy, Now: a.Now, NodeDivision: a.Cfg.NodeDivision, Log: a.Log,
 		ClientIP: func(r *http.Request) string { return httpx.ClientIPFrom(r.Context()) },
 		Secure:   func(r *http.Request) bool { return httpx.IsHTTPS(r, proxies) }}

@@ -26,6 +26,7 @@ type clientForm struct {
 	Name, Type, RedirectURIs, PostLogoutURIs, BackchannelURI, Scopes string
 	MinLevel                                                         int
 	ThirdParty                                                       bool
+	Audience                                                         string
 }
 
 var clientsTitle = i18n.T("接入应用", "Applications")
@@ -66,9 +67,10 @@ func (c *Console) registerClient(w http.ResponseWriter, r *http.Request, sub aut
 		Scopes: r.PostFormValue("allowed_scopes")}
 	f.MinLevel, _ = strconv.Atoi(r.PostFormValue("min_level"))
 	f.ThirdParty = r.PostFormValue("third_party") == "on"
+	f.Audience = r.PostFormValue("audience")
 	client, secret, err := c.IdP.RegisterClient(r.Context(), sub, idp.ClientInput{Name: f.Name, Type: idp.ClientType(f.Type),
 		RedirectURIs: lines(f.RedirectURIs), PostLogoutRedirectURIs: lines(f.PostLogoutURIs), BackchannelLogoutURI: f.BackchannelURI,
-		MinLevel: f.MinLevel, AllowedScopes: lines(f.Scopes), ThirdParty: f.ThirdParty})
+		MinLevel: f.MinLevel, AllowedScopes: lines(f.Scopes), ThirdParty: f.ThirdParty, Audience: f.Audience})
 	p := c.page(r, "clients", clientsTitle, nil)
 	d, derr := c.clientsData(r, sub)
 	if derr != nil {

@@ -37,6 +37,7 @@ type Console struct {
 	Audit        *audit.Log
 	Keys         *crypto.Keyring
 	IdP          *idp.Provider
+	SSO          StaffSSO // nil: no single sign-on for staff applications
 	Catalog      *catalog.Service
 	Sessions     *Sessions
 	Render       *web.Renderer
@@ -65,6 +66,7 @@ func (c *Console) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console/login", c.loginPage)
 	mux.HandleFunc("POST /console/login", c.login)
 	mux.HandleFunc("POST /console/logout", c.logout)
+	mux.Handle("GET /console/sso", c.staffOnly(c.sso))
 	mux.Handle("GET /console", c.staffOnly(c.home))
 	mux.Handle("GET /console/{$}", c.staffOnly(c.home))
 	mux.Handle("GET /console/password", c.staffOnly(c.passwordPage))
@@ -230,6 +232,11 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 	if ck, err := r.Cookie(CookieName); err == nil {
 		if sub := authz.SubjectFrom(r.Context()); sub.Kind == authz.Staff {
 			c.auditEvent(r, sub, "auth.logout", "staff:"+sub.ID)
+		}
+		if c.SSO != nil {
+			if err := c.SSO.LogoutStaff(r.Context(), sessionKey(ck.Value)); err != nil {
+				c.Log.Error("back-channel logout", "err", err)
+			}
 		}
 		_ = c.Sessions.Delete(r.Context(), ck.Value)
 	}

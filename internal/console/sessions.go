@@ -122,3 +122,9 @@ func (s *Sessions) DeleteOthers(ctx context.Context, staffID, keepToken string) 
 	}
 	return nil
 }
+
+// DeleteByKey ends the session a provider knows by its key (an application asked to log out).
+func (s *Sessions) DeleteByKey(ctx context.Context, key string) error {
+	_, err := s.d.Exec(ctx, `DELETE FROM console_sessions WHERE token_hash = ?`, key)
+	return err
+}

@@ -57,6 +57,7 @@ type Client struct {
 	CreatedAt              time.Time  `json:"created_at"`
 	Disabled               bool       `json:"disabled"`
 	ThirdParty             bool       `json:"third_party"`
+	Audience               string     `json:"audience"`
 
 	secretHash string
 }
@@ -86,7 +87,16 @@ type ClientInput struct {
 	// ThirdParty applications (not a department's own) ask the person's consent before they
 	// receive any data.
 	ThirdParty bool
+	// Audience is who signs in: AudienceCitizen (default: citizens and enterprises at the
+	// portal) or AudienceStaff (公务人员, at the console).
+	Audience string
 }
+
+// Audiences of an application.
+const (
+	AudienceCitizen = "citizen"
+	AudienceStaff   = "staff"
+)
 
 // ErrClientIDTaken answers a registration under an id already in use.
 var ErrClientIDTaken = &i18n.Error{Code: "idp.client_id_taken", Status: http.StatusConflict, Field: "id",
@@ -192,6 +202,13 @@ func validScope(s string) bool {
 }
 
 func (p *Provider) validateClient(in *ClientInput, subj authz.Subject) error {
+	switch in.Audience {
+	case "":
+		in.Audience = AudienceCitizen
+	case AudienceCitizen, AudienceStaff:
+	default:
+		return invalid("audience", "登录对象应为 citizen 或 staff", "the audience must be citizen or staff")
+	}
 	if in.ID != "" && !clientIDRE.MatchString(in.ID) {
 		return invalid("id", "客户端标识应为 3–64 位小写字母、数字、点、下划线或连字符", "the client id must be 3–64 of a-z, 0-9, '.', '_' or '-'")
 	}
@@ -270,6 +287,7 @@ func (p *Provider) RegisterClient(ctx context.Context, subj authz.Subject, in Cl
 		BackchannelLogoutURI: in.BackchannelLogoutURI, RequirePKCE: in.RequirePKCE == nil || *in.RequirePKCE,
 		MinLevel: in.MinLevel, AllowedScopes: nonNil(in.AllowedScopes), CreatedBy: subj.String(), CreatedAt: p.now(),
 		ThirdParty:    in.ThirdParty,
+		Audience:      in.Audience,
 		ResponseTypes: []string{string(oidc.ResponseTypeCode)},
 	}
 	secret := ""
@@ -291,11 +309,11 @@ func (p *Provider) RegisterClient(ctx context.Context, subj authz.Subject, in Cl
 	}
 	_, err := p.cfg.DB.Exec(ctx, `INSERT INTO idp_clients (id, secret_hash, name, department_id, division_code, type,
 		redirect_uris, post_logout_redirect_uris, grant_types, response_types, backchannel_logout_uri,
-		require_pkce, min_level, allowed_scopes, created_by, created_at, disabled, third_party)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		require_pkce, min_level, allowed_scopes, created_by, created_at, disabled, third_party, audience)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.secretHash, c.Name, c.DepartmentID, c.DivisionCode, string(c.Type),
 		jsonList(c.RedirectURIs), jsonList(c.PostLogoutRedirectURIs), jsonList(c.GrantTypes), jsonList(c.ResponseTypes),
-		c.BackchannelLogoutURI, c.RequirePKCE, c.MinLevel, jsonList(c.AllowedScopes), c.CreatedBy, c.CreatedAt, false, c.ThirdParty)
+		c.BackchannelLogoutURI, c.RequirePKCE, c.MinLevel, jsonList(c.AllowedScopes), c.CreatedBy, c.CreatedAt, false, c.ThirdParty, c.Audience)
 	if db.IsUniqueViolation(err) {
 		return Client{}, "", ErrClientIDTaken
 	}
@@ -311,13 +329,13 @@ func (p *Provider) RegisterClient(ctx context.Context, subj authz.Subject, in Cl
 
 const clientColumns = `id, secret_hash, name, department_id, division_code, type, redirect_uris,
 	post_logout_redirect_uris, grant_types, response_types, backchannel_logout_uri, require_pkce,
-	min_level, allowed_scopes, created_by, created_at, disabled, third_party`
+	min_level, allowed_scopes, created_by, created_at, disabled, third_party, audience`
 
 func scanClient(r interface{ Scan(...any) error }) (*Client, error) {
 	var c Client
 	var typ, ru, plru, gt, rt, sc string
 	if err := r.Scan(&c.ID, &c.secretHash, &c.Name, &c.DepartmentID, &c.DivisionCode, &typ, &ru, &plru, &gt, &rt,
-		&c.BackchannelLogoutURI, &c.RequirePKCE, &c.MinLevel, &sc, &c.CreatedBy, &c.CreatedAt, &c.Disabled, &c.ThirdParty); err != nil {
+		&c.BackchannelLogoutURI, &c.RequirePKCE, &c.MinLevel, &sc, &c.CreatedBy, &c.CreatedAt, &c.Disabled, &c.ThirdParty, &c.Audience); err != nil {
 		return nil, err
 	}
 	c.Type = ClientType(typ)

@@ -34,6 +34,8 @@ type AuthRequestInfo struct {
 	MaxAge    *time.Duration
 	LoginHint string
 	ExpiresAt time.Time
+	// Audience is who signs in to the client: AudienceCitizen or AudienceStaff.
+	Audience string
 }
 
 // AuthRequest describes a pending login (the page at LoginURL calls it with the id it got).
@@ -53,7 +55,8 @@ func (p *Provider) AuthRequest(ctx context.Context, id string) (AuthRequestInfo,
 		return AuthRequestInfo{}, ErrClientDisabled
 	}
 	info := AuthRequestInfo{ID: a.ID, ClientID: c.ID, ClientName: c.Name, Scopes: a.Scopes,
-		RequiredLevel: a.RequiredLevel, Prompt: a.Prompt, LoginHint: a.LoginHint, ExpiresAt: a.CreatedAt.Add(authRequestTTL)}
+		RequiredLevel: a.RequiredLevel, Prompt: a.Prompt, LoginHint: a.LoginHint, ExpiresAt: a.CreatedAt.Add(authRequestTTL),
+		Audience: c.Audience}
 	if a.MaxAge != nil {
 		d := time.Duration(*a.MaxAge) * time.Second
 		info.MaxAge = &d

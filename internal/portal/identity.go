@@ -23,6 +23,8 @@ const SSOCookie = "dgov_sso"
 type LoginRequest struct {
 	ClientName    string
 	RequiredLevel int
+	// Staff is set for applications of civil servants: they sign in at the console.
+	Staff bool
 }
 
 // Provider is the OpenID Connect provider as the login pages use it.
@@ -138,6 +140,7 @@ type loginData struct {
 	RequiredLevel                      int
 	NeedOTP                            bool
 	Federation                         string
+	staff                              bool
 }
 
 func (a *Accounts) loginData(r *http.Request, form url.Values) (loginData, error) {
@@ -152,7 +155,7 @@ func (a *Accounts) loginData(r *http.Request, form url.Values) (loginData, error
 		if err != nil {
 			return d, err
 		}
-		d.ClientName, d.RequiredLevel = lr.ClientName, lr.RequiredLevel
+		d.ClientName, d.RequiredLevel, d.staff = lr.ClientName, lr.RequiredLevel, lr.Staff
 	}
 	return d, nil
 }
@@ -163,6 +166,11 @@ func (a *Accounts) loginPage(w http.ResponseWriter, r *http.Request) {
 	d, err := a.loginData(r, r.URL.Query())
 	if err != nil {
 		httpx.WriteError(w, r, err)
+		return
+	}
+	// Civil servants' applications: staff sign in (once) at the console, which answers them.
+	if d.staff {
+		http.Redirect(w, r, StaffLoginURL(d.AuthRequestID), http.StatusSeeOther)
 		return
 	}
 	// Single sign-on: a live session that is strong enough answers the application at once.
@@ -540,4 +548,9 @@ func (a *Accounts) consent(w http.ResponseWriter, r *http.Request, ses identity.
 		return
 	}
 	http.Redirect(w, r, to, http.StatusFound)
+}
+
+// StaffLoginURL is the console page that answers a staff application's authorization.
+func StaffLoginURL(authRequestID string) string {
+	return "/console/sso?authRequestID=" + url.QueryEscape(authRequestID)
 }
