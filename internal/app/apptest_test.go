@@ -35,7 +35,7 @@ type node struct {
 
 // startNode opens and serves a node on a random port over a fresh database of the given
 // dialect ("sqlite" or "postgres"), with an administrator "admin".
-func startNode(t *testing.T, dialect string) *node {
+func startNode(t *testing.T, dialect string, adjust ...func(*config.Config)) *node {
 	t.Helper()
 	cfg := config.Defaults()
 	cfg.DataDir = t.TempDir()
@@ -44,6 +44,9 @@ func startNode(t *testing.T, dialect string) *node {
 	cfg.RateLimit, cfg.RateBurst = 1000, 1000
 	if dialect == "postgres" {
 		cfg.DatabaseURL, _ = dbtest.NewSchema(t)
+	}
+	for _, f := range adjust {
+		f(&cfg)
 	}
 	logw := io.Discard
 	if testing.Verbose() {

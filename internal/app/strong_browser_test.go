@@ -7,13 +7,10 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"html"
-	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -28,7 +25,6 @@ import (
 
 	"github.com/dgov/dgov/internal/identity"
 	"github.com/dgov/dgov/internal/platform/config"
-	"github.com/dgov/dgov/internal/platform/db/dbtest"
 )
 
 // ---- helpers ----
@@ -269,49 +265,10 @@ func TestCertificateLogin(t *testing.T) {
 // addresses as relying party ids.
 func startLocalhostNode(t *testing.T, dialect string) *node {
 	t.Helper()
-	cfg := config.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTPAddr = freeAddr(t)
-	_, port, _ := net.SplitHostPort(cfg.HTTPAddr)
-	cfg.BaseURL = "http://localhost:" + port
-	cfg.RateLimit, cfg.RateBurst = 1000, 1000
-	if dialect == "postgres" {
-		cfg.DatabaseURL, _ = dbtest.NewSchema(t)
-	}
-	logw := io.Discard
-	if testing.Verbose() {
-		logw = os.Stderr
-	}
-	ctx := context.Background()
-	a, err := Open(ctx, cfg, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})), Options{Argon: cheapArgon})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	if _, err := a.Org.BootstrapAdmin(ctx, "admin", "系统管理员", testAdminPassword); err != nil {
-		t.Fatalf("bootstrap admin: %v", err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	n := &node{App: a, cancel: cancel, done: make(chan error, 1)}
-	ready := make(chan string, 1)
-	go func() { n.done <- a.Serve(sctx, func(addr string) { ready <- addr }) }()
-	select {
-	case addr := <-ready:
-		n.URL = "http://" + addr
-	case err := <-n.done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("node did not start")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-n.done:
-		case <-time.After(20 * time.Second):
-			t.Error("node did not stop")
-		}
-		a.Close()
+	return startNode(t, dialect, func(cfg *config.Config) {
+		_, port, _ := net.SplitHostPort(cfg.HTTPAddr)
+		cfg.BaseURL = "http://localhost:" + port
 	})
-	return n
 }
 
 // virtualAuthenticator gives the browser tab a platform authenticator with a fingerprint that
