@@ -13,13 +13,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dgov/dgov/internal/catalog"
-
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dgov/dgov/internal/baselib"
+	"github.com/dgov/dgov/internal/catalog"
 	"github.com/dgov/dgov/internal/console"
+	"github.com/dgov/dgov/internal/dataset"
+	"github.com/dgov/dgov/internal/exchange"
 	"github.com/dgov/dgov/internal/identity"
 	"github.com/dgov/dgov/internal/idp"
 	"github.com/dgov/dgov/internal/org"
@@ -50,6 +51,8 @@ var Migrations = []db.Source{
 	identity.Migrations,
 	idp.Migrations,
 	catalog.Migrations,
+	dataset.Migrations,
+	exchange.Migrations,
 }
 
 // App is one dgov node.
@@ -69,6 +72,10 @@ type App struct {
 	SMS      identity.SMSGateway
 	IdP      *idp.Provider
 	Catalog  *catalog.Service
+	// Datasets hold the rows behind catalogue resources; Exchange shares them between
+	// departments (D4) and serves them on the gateway at /api/v1/exchange/.
+	Datasets *dataset.Service
+	Exchange *exchange.Service
 	Blobs    blob.Store
 
 	// Set by Serve.
@@ -122,6 +129,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options
 	a.Audit = audit.New(a.DB, a.Keys, now, audit.Options{CheckpointEvery: cfg.AuditCheckpointEvery, Logger: log})
 	a.Policy = authz.NewPolicy(divisions.Contains)
 	catalog.RegisterPermissions(a.Policy)
+	exchange.RegisterPermissions(a.Policy)
 	a.Org = org.New(a.DB, a.Policy, org.Options{Argon: opts.Argon, Audit: a.auditOrg, Now: now, Fields: a.Keys.FieldCipher()})
 	if _, err := a.Org.SyncDivisions(ctx); err != nil {
 		return fail(err)
@@ -134,6 +142,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options
 	if err := a.openIDP(); err != nil {
 		return fail(err)
 	}
+	a.openExchange()
 	if a.Blobs, err = blob.Open(blob.Config{DataDir: cfg.DataDir, S3: blob.S3Config{Endpoint: cfg.S3Endpoint,
 		Bucket: cfg.S3Bucket, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, Region: cfg.S3Region, TLS: cfg.S3TLS}}); err != nil {
 		return fail(err)

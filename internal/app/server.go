@@ -52,7 +52,7 @@ func (a *App) Handler() (*Server, error) {
 	}
 	// The provider's endpoints are called by applications' servers (Basic auth, form posts),
 	// not by our pages; they carry their own protection (client authentication, PKCE, state).
-	for _, pattern := range append(api.CSRFExempt, a.IdP.CSRFExempt()...) {
+	for _, pattern := range append(append(api.CSRFExempt, a.IdP.CSRFExempt()...), exchangeCSRFExempt...) {
 		csrf.Exempt(pattern)
 	}
 	reg := prometheus.NewRegistry()
@@ -75,7 +75,7 @@ func (a *App) Handler() (*Server, error) {
 		})
 	}
 
-	con := &console.Console{Org: a.Org, Audit: a.Audit, Keys: a.Keys, IdP: a.IdP, Catalog: a.Catalog, SSO: loginProvider{a.IdP}, Sessions: console.NewSessions(a.DB, a.Now),
+	con := &console.Console{Org: a.Org, Audit: a.Audit, Keys: a.Keys, IdP: a.IdP, Catalog: a.Catalog, Exchange: a.Exchange, SSO: loginProvider{a.IdP}, Sessions: console.NewSessions(a.DB, a.Now),
 		Render: render, Policy: a.Policy, Now: a.Now, NodeDivision: a.Cfg.NodeDivision, Log: a.Log,
 		ClientIP: func(r *http.Request) string { return httpx.ClientIPFrom(r.Context()) },
 		Secure:   func(r *http.Request) bool { return httpx.IsHTTPS(r, proxies) }}
@@ -102,9 +102,15 @@ func (a *App) Handler() (*Server, error) {
 		return nil, err
 	}
 	strong.Routes(mux)
+	(&portal.Reads{Accounts: accounts, Exchange: a.Exchange}).Routes(mux) // who read my data
 	con.Routes(mux)
 	apiv1.Routes(mux)
 	mux.Handle("/oidc/", a.IdP.Handler())
+	gateway, err := a.exchangeGateway()
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle(exchangePrefix+"/", gateway)
 	// The open part of the catalogue as W3C DCAT (JSON-LD), for anyone.
 	mux.HandleFunc("GET /open/catalog.jsonld", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/ld+json")

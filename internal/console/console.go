@@ -16,6 +16,7 @@ import (
 
 	"github.com/dgov/dgov/internal/catalog"
 
+	"github.com/dgov/dgov/internal/exchange"
 	"github.com/dgov/dgov/internal/idp"
 	"github.com/dgov/dgov/internal/org"
 	"github.com/dgov/dgov/internal/org/divisions"
@@ -47,6 +48,7 @@ type Console struct {
 	ClientIP     func(r *http.Request) string // resolved behind trusted proxies
 	Secure       func(r *http.Request) bool   // whether cookies must be Secure
 	Log          *slog.Logger
+	Exchange     *exchange.Service
 
 	verifyMu   sync.Mutex
 	lastVerify *verification
@@ -88,6 +90,13 @@ func (c *Console) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /console/clients/{id}/secret", c.staffOnly(c.rotateClientSecret))
 	mux.Handle("GET /console/audit", c.staffOnly(c.auditPage))
 	mux.Handle("POST /console/audit/verify", c.staffOnly(c.verifyNow))
+	mux.Handle("GET /console/exchange", c.staffOnly(c.exchangePage))
+	mux.Handle("GET /console/exchange/apply/{id}", c.staffOnly(c.applyPage))
+	mux.Handle("POST /console/exchange/apply/{id}", c.staffOnly(c.apply))
+	mux.Handle("GET /console/exchange/requests/{id}", c.staffOnly(c.sharingRequestPage))
+	mux.Handle("POST /console/exchange/requests/{id}/{action}", c.staffOnly(c.sharingRequestAction))
+	mux.Handle("POST /console/exchange/grants/{id}/{action}", c.staffOnly(c.grantAction))
+	mux.Handle("GET /console/exchange/duties", c.staffOnly(c.dutiesPage))
 }
 
 // Authenticate puts the subject of a valid session cookie into the request context for

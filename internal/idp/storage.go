@@ -801,7 +801,7 @@ func (s *storage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo,
 // service client (a resource server) may introspect any token.
 func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
 	p := s.p
-	r, err := p.liveAccess(ctx, tokenID, subject)
+	r, err := p.activeAccess(ctx, tokenID, subject)
 	if err != nil {
 		return err
 	}
@@ -810,9 +810,6 @@ func (s *storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.Intr
 		if err != nil || caller.Type != ClientService || caller.Disabled {
 			return errors.New("caller may not introspect this token")
 		}
-	}
-	if c, err := p.client(ctx, p.cfg.DB, r.g.clientID); err != nil || c.Disabled {
-		return errors.New("token of a disabled client")
 	}
 	if !r.isService {
 		info := new(oidc.UserInfo)

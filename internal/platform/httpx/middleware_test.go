@@ -108,7 +108,7 @@ func TestLogRequests(t *testing.T) {
 		t.Errorf("handler log lacks request id: %v", lines[0])
 	}
 	want := map[string]any{
-		"msg": "http request", "method": "GET", "path": "/items/7", "route": "GET /items/{id}",
+		"msg": "http request", "method": "GET", "path": "/items/{id}", "route": "GET /items/{id}",
 		"status": float64(201), "bytes": float64(5), "request_id": "rid-1", "remote_ip": "203.0.113.9",
 	}
 	for k, v := range want {

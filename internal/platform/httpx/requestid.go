@@ -66,8 +66,9 @@ func newRequestID() string {
 
 // LogRequests logs one line per request with log/slog: method, path, route, status, bytes,
 // duration, request id and client ip (see ClientIP for proxies). The query string is left out:
-// it may carry personal data (search by ID number, phone). Inside the request, Logger(ctx)
-// returns logger with the request id attached.
+// it may carry personal data (search by ID number, phone); so are the path segments the
+// route's wildcards matched (an ID in /records/{key}), logged as the wildcard. Inside the
+// request, Logger(ctx) returns logger with the request id attached.
 func LogRequests(logger *slog.Logger, proxies TrustedProxies) Middleware {
 	if logger == nil {
 		logger = slog.Default()
@@ -94,7 +95,7 @@ func LogRequests(logger *slog.Logger, proxies TrustedProxies) Middleware {
 				logger.LogAttrs(r.Context(), level, "http request",
 					slog.String("request_id", st.id),
 					slog.String("method", r.Method),
-					slog.String("path", r.URL.Path),
+					slog.String("path", loggedPath(r)),
 					slog.String("route", r.Pattern),
 					slog.Int("status", status),
 					slog.Int64("bytes", rec.bytes),
