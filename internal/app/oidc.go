@@ -22,9 +22,6 @@ import (
 func (a *App) openIDP() error {
 	issuer := a.Cfg.PublicURL() + "/oidc"
 	insecure := strings.HasPrefix(issuer, "http://")
-	if insecure {
-		a.Log.Warn("the OpenID provider's issuer is plain http: fine on one machine, use https (DGOV_BASE_URL) in production", "issuer", issuer)
-	}
 	var key [32]byte
 	copy(key[:], crypto.DeriveKey(a.master, "dgov oidc crypto v1", 32))
 	p, err := idp.New(idp.Config{

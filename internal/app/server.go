@@ -186,6 +186,9 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 		return fmt.Errorf("listen on %s: %w", a.Cfg.HTTPAddr, err)
 	}
 	hs := httpx.Server(a.Cfg.HTTPAddr, srv.Handler)
+	if strings.HasPrefix(a.IdP.Issuer(), "http://") {
+		a.Log.Warn("the OpenID provider's issuer is plain http: fine on one machine, use https (DGOV_BASE_URL) in production", "issuer", a.IdP.Issuer())
+	}
 	a.Log.Info("dgov serving", "addr", ln.Addr().String(), "url", a.Cfg.PublicURL(), "database", a.DB.Dialect, "version", Version)
 	if ready != nil {
 		ready(ln.Addr().String())
