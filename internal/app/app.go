@@ -83,6 +83,8 @@ type App struct {
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	queue *jobs.Queue
+	// serving lives while Serve runs: background work started by requests is bound to it.
+	serving context.Context
 	// master is the master key, for keys derived from it (CSRF) and restore checks.
 	master []byte
 	// relayErr holds why the outbox relay stopped early, for /readyz.

@@ -1,12 +1,17 @@
 package app
 
 import (
+	"bytes"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/dgov/dgov/internal/dataset"
 	"github.com/dgov/dgov/internal/org"
 	"github.com/dgov/dgov/internal/platform/authz"
 )
@@ -84,4 +89,71 @@ func staffClient(t *testing.T, n *node, admin authz.Subject, username, deptID st
 		t.Fatalf("password change for %s: %d %.800s", username, res.StatusCode, body)
 	}
 	return c
+}
+
+// The datasets page lists the base libraries; a provincial reviewer loads a new version from
+// an upload in the background and the status endpoint reports it; a bad row is shown with its
+// line; an officer may not load.
+func TestConsoleDatasets(t *testing.T) {
+	n := startNode(t, "sqlite")
+	ctx := t.Context()
+	if _, err := n.Datasets.Load(ctx, "test.people", dataset.Schema{Key: "身份证号", Columns: []dataset.Column{
+		{Name: "姓名", Type: dataset.String, Required: true}, {Name: "身份证号", Type: dataset.ResidentID, Required: true, Unique: true}}},
+		dataset.Source{Name: "v1.csv", Format: dataset.CSV, Reader: strings.NewReader("姓名,身份证号\n张三,11010519491231002X\n")}, dataset.LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := n.Org.Subject(ctx, adminID(t, n))
+	deps, _ := n.Org.ListDepartments(ctx, admin, org.DepartmentFilter{Division: "140000"})
+	rev := staffClient(t, n, admin, "sx-reviewer", deps[0].ID, authz.RoleOrgAdmin)
+	_, page := get(t, rev, n.URL+"/console/datasets")
+	if !strings.Contains(page, "test.people") {
+		t.Fatalf("dataset not listed:\n%.1500s", page)
+	}
+	_, page = get(t, rev, n.URL+"/console/datasets/test.people")
+	body, ctype := multipartFile(t, map[string]string{"csrf_token": csrfFrom(t, page)}, "file", "v2.csv", "姓名,身份证号\n李四,11010519491231002X\n王五,110105194912310021\n")
+	req, _ := http.NewRequest("POST", n.URL+"/console/datasets/test.people/load", body)
+	req.Header.Set("Content-Type", ctype)
+	req.Header.Set("Origin", n.URL)
+	res, err := rev.Do(req)
+	if err != nil || res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("upload: %v %v", res.StatusCode, err)
+	}
+	res.Body.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	var status string
+	for time.Now().Before(deadline) {
+		_, status = get(t, rev, n.URL+"/console/datasets/test.people/status")
+		if !strings.Contains(status, `"status":"loading"`) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(status, `"version":2`) || !strings.Contains(status, `"rows_ok":1`) || !strings.Contains(status, `"rows_rejected":1`) {
+		t.Fatalf("status after load: %s", status)
+	}
+	_, page = get(t, rev, n.URL+"/console/datasets/test.people")
+	if !strings.Contains(page, `id="rejects"`) || !strings.Contains(page, "<td>3</td>") {
+		t.Fatalf("rejected line 3 not shown:\n%.3000s", page)
+	}
+	officer := staffClient(t, n, admin, "sx-officer", deps[0].ID, authz.RoleOfficer)
+	_, page = get(t, officer, n.URL+"/console/datasets/test.people")
+	if strings.Contains(page, `action="/console/datasets/test.people/load"`) {
+		t.Fatal("an officer is offered the load form")
+	}
+}
+
+// multipartFile builds a multipart form with fields and one file.
+func multipartFile(t *testing.T, fields map[string]string, field, name, content string) (io.Reader, string) {
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for k, v := range fields {
+		_ = w.WriteField(k, v)
+	}
+	fw, err := w.CreateFormFile(field, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(fw, content)
+	_ = w.Close()
+	return &buf, w.FormDataContentType()
 }

@@ -87,7 +87,7 @@ func cmdDataset(ctx context.Context, env *cliEnv, args []string) error {
 			return err
 		}
 		defer a.Close()
-		ids, err := datasetIDs(ctx, a)
+		ids, err := a.Datasets.List(ctx)
 		if err != nil {
 			return err
 		}
@@ -110,23 +110,4 @@ func cmdDataset(ctx context.Context, env *cliEnv, args []string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown dataset command %q", sub)
-}
-
-// datasetIDs lists the ids of every dataset on record. The dataset engine has no list of
-// its own yet; this reads its version table directly.
-func datasetIDs(ctx context.Context, a *App) ([]string, error) {
-	rows, err := a.DB.Query(ctx, `SELECT DISTINCT dataset_id FROM dataset_versions ORDER BY dataset_id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
 }

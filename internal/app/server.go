@@ -75,7 +75,7 @@ func (a *App) Handler() (*Server, error) {
 		})
 	}
 
-	con := &console.Console{Org: a.Org, Audit: a.Audit, Keys: a.Keys, IdP: a.IdP, Catalog: a.Catalog, Exchange: a.Exchange, SSO: loginProvider{a.IdP}, Sessions: console.NewSessions(a.DB, a.Now),
+	con := &console.Console{Org: a.Org, Audit: a.Audit, Keys: a.Keys, IdP: a.IdP, Catalog: a.Catalog, Exchange: a.Exchange, SSO: loginProvider{a.IdP}, Datasets: a.Datasets, BackgroundContext: a.serving, Sessions: console.NewSessions(a.DB, a.Now),
 		Render: render, Policy: a.Policy, Now: a.Now, NodeDivision: a.Cfg.NodeDivision, Log: a.Log,
 		ClientIP: func(r *http.Request) string { return httpx.ClientIPFrom(r.Context()) },
 		Secure:   func(r *http.Request) bool { return httpx.IsHTTPS(r, proxies) }}
@@ -177,6 +177,7 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 		relayDone <- err
 	}()
 
+	a.serving = ctx
 	srv, err := a.Handler()
 	if err != nil {
 		return err

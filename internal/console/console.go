@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dgov/dgov/internal/catalog"
+	"github.com/dgov/dgov/internal/dataset"
 
 	"github.com/dgov/dgov/internal/exchange"
 	"github.com/dgov/dgov/internal/idp"
@@ -34,21 +35,25 @@ const CookieName = "dgov_console"
 
 // Console serves the staff console.
 type Console struct {
-	Org          *org.Service
-	Audit        *audit.Log
-	Keys         *crypto.Keyring
-	IdP          *idp.Provider
-	SSO          StaffSSO // nil: no single sign-on for staff applications
-	Catalog      *catalog.Service
-	Sessions     *Sessions
-	Render       *web.Renderer
-	Policy       *authz.Policy
-	Now          func() time.Time
-	NodeDivision string                       // the division this node serves (the audit log's scope)
-	ClientIP     func(r *http.Request) string // resolved behind trusted proxies
-	Secure       func(r *http.Request) bool   // whether cookies must be Secure
-	Log          *slog.Logger
-	Exchange     *exchange.Service
+	Org      *org.Service
+	Audit    *audit.Log
+	Keys     *crypto.Keyring
+	IdP      *idp.Provider
+	SSO      StaffSSO // nil: no single sign-on for staff applications
+	Catalog  *catalog.Service
+	Datasets *dataset.Service
+	// BackgroundContext lives as long as the server: work started by a request (a dataset
+	// load) outlives the request but not the node.
+	BackgroundContext context.Context
+	Sessions          *Sessions
+	Render            *web.Renderer
+	Policy            *authz.Policy
+	Now               func() time.Time
+	NodeDivision      string                       // the division this node serves (the audit log's scope)
+	ClientIP          func(r *http.Request) string // resolved behind trusted proxies
+	Secure            func(r *http.Request) bool   // whether cookies must be Secure
+	Log               *slog.Logger
+	Exchange          *exchange.Service
 
 	verifyMu   sync.Mutex
 	lastVerify *verification
@@ -84,6 +89,10 @@ func (c *Console) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /console/catalog/export/{format}", c.staffOnly(c.exportCatalog))
 	mux.Handle("GET /console/catalog/{id}", c.staffOnly(c.resourcePage))
 	mux.Handle("POST /console/catalog/{id}/{action}", c.staffOnly(c.resourceAction))
+	mux.Handle("GET /console/datasets", c.staffOnly(c.datasetsPage))
+	mux.Handle("GET /console/datasets/{id}", c.staffOnly(c.datasetPage))
+	mux.Handle("GET /console/datasets/{id}/status", c.staffOnly(c.datasetStatus))
+	mux.Handle("POST /console/datasets/{id}/load", c.staffOnly(c.loadDataset))
 	mux.Handle("GET /console/clients", c.staffOnly(c.clientsPage))
 	mux.Handle("POST /console/clients", c.staffOnly(c.registerClient))
 	mux.Handle("POST /console/clients/{id}/disable", c.staffOnly(c.disableClient))
