@@ -102,6 +102,15 @@ func TestCitizenSelfService(t *testing.T) {
 		if res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("login with password + TOTP: %d\n%.1500s", res.StatusCode, body)
 		}
+		// An SMS code alone does not get past the authenticator app either.
+		sms := client(t)
+		_, page = get(t, sms, n.URL+"/login?method=sms")
+		_, page = postForm(t, sms, n.URL, "/login/code", url.Values{"csrf_token": {csrfFrom(t, page)}, "mobile": {"13812340011"}})
+		res, body = postForm(t, sms, n.URL, "/login", url.Values{"csrf_token": {csrfFrom(t, page)}, "method": {"sms"},
+			"login": {"13812340011"}, "code": {lastCode(t, n, sms, "13812340011")}})
+		if res.StatusCode == http.StatusSeeOther || !strings.Contains(body, "动态口令") {
+			t.Fatalf("SMS login skipped TOTP: %d", res.StatusCode)
+		}
 
 		// Enterprise: the legal representative binds it and adds an operator.
 		ctx := context.Background()

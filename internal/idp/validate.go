@@ -34,6 +34,11 @@ func (p *Provider) ValidateAccessToken(ctx context.Context, bearer string) (clie
 	if err != nil {
 		return "", nil, ErrTokenInvalid
 	}
+	// Only a system client's own client-credentials token: a person's token from an app must
+	// never act as the app's department (it is the person's, and a public client has no secret).
+	if c, err := p.client(ctx, p.cfg.DB, r.g.clientID); err != nil || c.Type != ClientService || r.g.subject != r.g.clientID {
+		return "", nil, ErrTokenInvalid
+	}
 	return r.g.clientID, r.g.scopes, nil
 }
 

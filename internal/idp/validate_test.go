@@ -55,11 +55,11 @@ func TestValidateAccessToken(t *testing.T) {
 		// One changed character decrypts to another id (the ciphertext is not authenticated; the lookup is).
 		invalid("tampered", tok[:20]+string('A'+(tok[20]-'A'+1)%26)+tok[21:])
 
-		// A user's token (code flow) validates too, naming its client.
+		// A person's token from an app is refused: it must not act as the app's department.
 		web := f.newRP(t, idp.ClientInput{Name: "一网通办"})
 		ut, _, _ := f.codeFlow(t, web, login{subject: "citizen-li", session: "sso-v1", level: 2})
-		if id, _, err := f.p.ValidateAccessToken(f.ctx, ut.AccessToken); err != nil || id != web.client.ID {
-			t.Errorf("user token: %q %v", id, err)
+		if id, _, err := f.p.ValidateAccessToken(f.ctx, ut.AccessToken); err == nil {
+			t.Errorf("a user's token was accepted for %q", id)
 		}
 
 		// Revoked.

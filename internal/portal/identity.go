@@ -193,6 +193,10 @@ func (a *Accounts) loginPage(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, "portal/login", p)
 }
 
+// ErrOTPRequired answers an SMS login to an account protected by an authenticator app.
+var ErrOTPRequired = &i18n.Error{Code: "identity.otp_required", Status: http.StatusUnauthorized, Field: "otp",
+	Msg: i18n.T("该账号已启用动态口令：请重新获取短信验证码，并同时填写动态口令", "this account uses an authenticator app: request a new SMS code and enter the app's code too")}
+
 // ErrStepUp asks for a stronger login than the current session has.
 var ErrStepUp = &i18n.Error{Code: "identity.step_up", Status: http.StatusForbidden,
 	Msg: i18n.T("该应用要求更高的认证级别，请完成实名认证或使用更强的方式登录", "this app needs a higher assurance level: verify your real name or sign in a stronger way")}
@@ -230,6 +234,14 @@ func (a *Accounts) login(w http.ResponseWriter, r *http.Request) {
 	if d.Method == "sms" {
 		acc, err = a.Identity.LoginSMS(ctx, d.Login, r.PostFormValue("code"), ip)
 		amr = []string{identity.AMRSMS}
+		// An SMS code alone must not bypass the authenticator app (SIM swap).
+		if err == nil && acc.TOTPEnabled {
+			if err = a.Identity.VerifyTOTP(ctx, acc.ID, r.PostFormValue("otp")); err == nil {
+				amr = append(amr, identity.AMROTP)
+			} else if r.PostFormValue("otp") == "" {
+				err = ErrOTPRequired
+			}
+		}
 	} else {
 		acc, err = a.Identity.LoginPassword(ctx, d.Login, r.PostFormValue("password"), ip)
 		if err == nil && acc.TOTPEnabled {

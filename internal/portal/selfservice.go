@@ -56,7 +56,12 @@ func (a *Accounts) totpConfirm(w http.ResponseWriter, r *http.Request, ses ident
 	http.Redirect(w, r, "/account?ok=1", http.StatusSeeOther)
 }
 
+// totpDisable needs a current code: a stolen session alone must not remove the second factor.
 func (a *Accounts) totpDisable(w http.ResponseWriter, r *http.Request, ses identity.Session, _ string) {
+	if err := a.Identity.VerifyTOTP(r.Context(), ses.AccountID, strings.TrimSpace(r.PostFormValue("code"))); err != nil {
+		a.renderAccount(w, r, ses, 0, nil, err)
+		return
+	}
 	if err := a.Identity.DisableTOTP(r.Context(), ses.AccountID); err != nil {
 		httpx.WriteError(w, r, err)
 		return
