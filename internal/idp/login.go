@@ -80,6 +80,9 @@ func (p *Provider) CompleteAuthRequest(ctx context.Context, id, subject, actingF
 	if err != nil {
 		return fmt.Errorf("complete auth request %s: %w", id, err)
 	}
+	if need, _, err := p.ConsentNeeded(ctx, id, subject); err == nil && need {
+		return ErrConsentRequired
+	}
 	if a.IsDone {
 		return ErrAuthRequestDone
 	}
@@ -146,6 +149,10 @@ func (p *Provider) CompleteAuthRequest(ctx context.Context, id, subject, actingF
 	p.audit(ctx, subject, "oidc.authorize", "oidc_client:"+c.ID, detail)
 	return nil
 }
+
+// ErrConsentRequired: a third-party application may not be answered before the person allowed it.
+var ErrConsentRequired = &i18n.Error{Code: "idp.consent_required", Status: http.StatusForbidden,
+	Msg: i18n.T("该第三方应用尚未获得您的授权同意", "you have not allowed this third-party application yet")}
 
 // CallbackURL is where the login page sends the browser once CompleteAuthRequest succeeded
 // (op.AuthCallbackURL); the provider then redirects to the client with a code.

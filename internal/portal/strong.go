@@ -155,7 +155,9 @@ func (s *Strong) strongSession(w http.ResponseWriter, r *http.Request, accountID
 // asked, or to next.
 func (s *Strong) nextURL(ctx context.Context, d loginData, ses identity.Session) (string, error) {
 	if d.AuthRequestID != "" && s.Provider != nil {
-		return s.Provider.Complete(ctx, d.AuthRequestID, ses)
+		// Back through the login page, which now finds a strong session and answers the app
+		// the one way every login does — consent for a third-party app included.
+		return "/login?authRequestID=" + url.QueryEscape(d.AuthRequestID) + "&method=password", nil
 	}
 	return d.Next, nil
 }
