@@ -33,6 +33,7 @@ func (a *App) openIDP() error {
 		CryptoKey:     key,
 		AllowInsecure: insecure,
 		EndSession:    a.endSession,
+		SessionAlive:  a.sessionAlive,
 		Logger:        a.Log,
 	})
 	if err != nil {
@@ -55,6 +56,14 @@ func (a *App) endSession(ctx context.Context, sessionID string) error {
 		return err
 	}
 	return console.NewSessions(a.DB, a.Now).DeleteByKey(ctx, sessionID)
+}
+
+// sessionAlive tells the provider whether a citizen's or staff member's sign-in still stands.
+func (a *App) sessionAlive(ctx context.Context, sessionID string) (bool, error) {
+	if ok, err := a.Identity.SessionAlive(ctx, sessionID); err != nil || ok {
+		return ok, err
+	}
+	return console.NewSessions(a.DB, a.Now).Alive(ctx, sessionID)
 }
 
 // staffPrefix marks a staff member's subject at the provider ("staff-<id>"; subjects may

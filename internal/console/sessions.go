@@ -128,3 +128,14 @@ func (s *Sessions) DeleteByKey(ctx context.Context, key string) error {
 	_, err := s.d.Exec(ctx, `DELETE FROM console_sessions WHERE token_hash = ?`, key)
 	return err
 }
+
+// Alive reports whether the session a provider knows by key still exists and has not reached
+// its absolute end.
+func (s *Sessions) Alive(ctx context.Context, key string) (bool, error) {
+	var n int
+	err := s.d.QueryRow(ctx, `SELECT COUNT(*) FROM console_sessions WHERE token_hash = ? AND expires_at > ?`, key, db.Now(s.now())).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("console session alive: %w", err)
+	}
+	return n == 1, nil
+}

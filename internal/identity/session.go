@@ -360,3 +360,16 @@ func (s *Service) EndSession(ctx context.Context, sessionID string) error {
 		return s.record(ctx, tx, citizen(account, ""), ActionLogout, sessionObject(sessionID), map[string]any{"by": "application"})
 	})
 }
+
+// SessionAlive reports whether the session with this public id has neither been ended (logout,
+// revocation, password reset) nor reached its absolute end. Applications' refresh tokens live
+// only as long as the sign-in they came from (idle time is the portal's own business).
+func (s *Service) SessionAlive(ctx context.Context, sessionID string) (bool, error) {
+	var n int
+	err := s.d.QueryRow(ctx, `SELECT COUNT(*) FROM sso_sessions WHERE id = ? AND revoked_at IS NULL AND expires_at > ?`,
+		sessionID, s.clock()).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("session alive: %w", err)
+	}
+	return n == 1, nil
+}

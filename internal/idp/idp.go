@@ -86,6 +86,10 @@ type Config struct {
 	Policy *authz.Policy
 
 	// Optional.
+	// SessionAlive, when set, is asked at every refresh whether the sign-in session the tokens
+	// came from still stands; when it has ended (logout, password reset, revocation, expiry)
+	// the refresh is refused and the token family revoked.
+	SessionAlive func(ctx context.Context, sessionID string) (bool, error)
 	// EndSession ends the SSO session itself (the identity engine's), when a relying party
 	// asks for logout at end_session with an id_token_hint.
 	EndSession func(ctx context.Context, sessionID string) error

@@ -100,6 +100,7 @@ type fixture struct {
 	mu        sync.Mutex
 	logouts   []logoutCall
 	ended     []string
+	dead      map[string]bool // sign-in sessions that ended (SessionAlive answers false)
 	auditLogs []string
 }
 
@@ -124,6 +125,11 @@ func newFixture(t testing.TB, d *db.DB) *fixture {
 		CryptoKey: [32]byte{1, 2, 3},
 		// http issuer on loopback in tests
 		AllowInsecure: true,
+		SessionAlive: func(_ context.Context, sessionID string) (bool, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return !f.dead[sessionID], nil
+		},
 		EndSession: func(_ context.Context, sessionID string) error {
 			f.mu.Lock()
 			f.ended = append(f.ended, sessionID)
@@ -455,6 +461,22 @@ func TestProvider(t *testing.T) {
 			}
 		})
 
+		t.Run("refresh refused once the sign-in session ended", func(t *testing.T) {
+			tok, _, _ := f.codeFlow(t, web, login{subject: "citizen-li", session: "sso-ended", level: 2})
+			if _, err := f.refresh(web, tok.RefreshToken); err != nil {
+				t.Fatalf("refresh while signed in: %v", err)
+			}
+			tok2, _, _ := f.codeFlow(t, web, login{subject: "citizen-li", session: "sso-ended-2", level: 2})
+			f.mu.Lock()
+			if f.dead == nil {
+				f.dead = map[string]bool{}
+			}
+			f.dead["sso-ended-2"] = true // e.g. a password reset revoked it
+			f.mu.Unlock()
+			if _, err := f.refresh(web, tok2.RefreshToken); err == nil {
+				t.Fatal("a refresh token outlived its sign-in session")
+			}
+		})
 		t.Run("refresh rotation and reuse", func(t *testing.T) {
 			tok, _, _ := f.codeFlow(t, web, login{subject: "citizen-li", session: "sso-2", level: 2})
 			tok2, err := f.refresh(web, tok.RefreshToken)

@@ -374,7 +374,28 @@ func (p *Provider) auditGrant(ctx context.Context, g tokenGrant, refreshed strin
 	p.audit(ctx, actor, "oidc.token.grant", "oidc_client:"+g.clientID, detail)
 }
 
-var errRefreshReuse = errors.New("refresh token reused; its family is revoked")
+var (
+	errRefreshReuse = errors.New("refresh token reused; its family is revoked")
+	errSessionEnded = errors.New("the sign-in session of this refresh token has ended")
+)
+
+// sessionStands asks SessionAlive about the SSO session behind sid (tokens without a session,
+// such as client credentials, and providers without the hook, always stand).
+func (p *Provider) sessionStands(ctx context.Context, sid string) bool {
+	if p.cfg.SessionAlive == nil || sid == "" {
+		return true
+	}
+	var enc []byte
+	if err := p.cfg.DB.QueryRow(ctx, `SELECT session_enc FROM idp_sessions WHERE sid = ?`, sid).Scan(&enc); err != nil {
+		return false // logged out (the row goes with LogoutSession) or unreadable: refuse
+	}
+	sessionID, err := p.cfg.Fields.Open(enc, "idp.sessions:"+sid+":session_id")
+	if err != nil {
+		return false
+	}
+	alive, err := p.cfg.SessionAlive(ctx, sessionID)
+	return err == nil && alive
+}
 
 func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
 	p := s.p
@@ -388,6 +409,14 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 	var exp time.Time
 	var familyID string
 	reused, codeSpent := false, true
+	if current != "" && !p.sessionStands(ctx, g.sid) {
+		// The sign-in ended: nothing more from this token family.
+		if _, err := p.cfg.DB.Exec(ctx, `UPDATE idp_refresh_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL`,
+			now, tokenHash(current)); err != nil {
+			return "", "", time.Time{}, oidc.ErrServerError().WithParent(err)
+		}
+		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithParent(errSessionEnded)
+	}
 	err = p.cfg.DB.InTx(ctx, func(tx *db.Tx) error {
 		if current == "" {
 			if codeSpent, err = p.redeemCode(ctx, tx, g.codeHash); err != nil || !codeSpent {
