@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/dgov/dgov/internal/identity"
 	"github.com/dgov/dgov/internal/platform/httpx"
@@ -230,6 +231,10 @@ func (s *Strong) registerBegin(w http.ResponseWriter, r *http.Request, ses ident
 		httpx.WriteError(w, r, identity.ErrLevelTooLow)
 		return
 	}
+	if err := s.freshSignIn(ses); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
 	c, err := pk.BeginRegistration(r.Context(), ses.AccountID, s.binding(w, r)+"|"+ses.ID)
 	if err != nil {
 		httpx.WriteError(w, r, err)
@@ -271,7 +276,11 @@ func (s *Strong) deletePasskey(w http.ResponseWriter, r *http.Request, ses ident
 func (s *Strong) issueCertificate(w http.ResponseWriter, r *http.Request, ses identity.Session, _ string) {
 	ctx := r.Context()
 	key := r.PostFormValue("public_key")
-	c, err := s.Identity.IssueCertificate(ctx, ses.AccountID, key)
+	err := s.freshSignIn(ses)
+	var c identity.Certificate
+	if err == nil {
+		c, err = s.Identity.IssueCertificate(ctx, ses.AccountID, key)
+	}
 	d, derr := s.accountData(ctx, ses)
 	if derr != nil {
 		httpx.WriteError(w, r, derr)
@@ -476,4 +485,19 @@ func (s *Strong) loginFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, r, map[string]any{"ok": true, "redirect": to})
+}
+
+// FreshSignIn is how recent a sign-in must be to add a level-3 method: a session left open (or
+// stolen) must not be able to mint a lasting certificate or passkey for someone else.
+const FreshSignIn = 10 * time.Minute
+
+// ErrSignInAgain asks for a fresh sign-in before a sensitive change.
+var ErrSignInAgain = &i18n.Error{Code: "identity.sign_in_again", Status: http.StatusForbidden,
+	Msg: i18n.T("为保护账号安全，请退出后重新登录（10 分钟内）再添加通行密钥或数字证书", "for your account's safety, sign in again (within 10 minutes) before adding a passkey or certificate")}
+
+func (s *Strong) freshSignIn(ses identity.Session) error {
+	if s.Now().Sub(ses.CreatedAt) > FreshSignIn {
+		return ErrSignInAgain
+	}
+	return nil
 }
