@@ -34,6 +34,7 @@ import (
 	"github.com/dgov/dgov/internal/platform/db"
 	"github.com/dgov/dgov/internal/platform/httpx"
 	"github.com/dgov/dgov/internal/platform/jobs"
+	"github.com/dgov/dgov/internal/quality"
 )
 
 // Version is set at build time (-ldflags -X).
@@ -53,6 +54,7 @@ var Migrations = []db.Source{
 	catalog.Migrations,
 	dataset.Migrations,
 	exchange.Migrations,
+	quality.Migrations,
 }
 
 // App is one dgov node.
@@ -76,7 +78,9 @@ type App struct {
 	// departments (D4) and serves them on the gateway at /api/v1/exchange/.
 	Datasets *dataset.Service
 	Exchange *exchange.Service
-	Blobs    blob.Store
+	// Quality checks datasets against their quality rules (D5).
+	Quality *quality.Service
+	Blobs   blob.Store
 
 	// Set by Serve.
 	nats  *bus.Embedded
@@ -145,6 +149,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options
 		return fail(err)
 	}
 	a.openExchange()
+	a.Quality = quality.New(a.DB, a.Datasets, a.Base, quality.Options{Now: now})
 	if a.Blobs, err = blob.Open(blob.Config{DataDir: cfg.DataDir, S3: blob.S3Config{Endpoint: cfg.S3Endpoint,
 		Bucket: cfg.S3Bucket, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, Region: cfg.S3Region, TLS: cfg.S3TLS}}); err != nil {
 		return fail(err)

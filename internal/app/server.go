@@ -104,6 +104,7 @@ func (a *App) Handler() (*Server, error) {
 	strong.Routes(mux)
 	(&portal.Reads{Accounts: accounts, Exchange: a.Exchange}).Routes(mux) // who read my data
 	con.Routes(mux)
+	con.QualityRoutes(mux, a.Quality)
 	apiv1.Routes(mux)
 	mux.Handle("/oidc/", a.IdP.Handler())
 	gateway, err := a.exchangeGateway()
