@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,7 @@ import (
 	"github.com/dgov/dgov/internal/platform/db"
 	"github.com/dgov/dgov/internal/platform/httpx"
 	"github.com/dgov/dgov/internal/platform/jobs"
+	"github.com/dgov/dgov/internal/platform/search"
 	"github.com/dgov/dgov/internal/quality"
 )
 
@@ -74,6 +76,9 @@ type App struct {
 	SMS      identity.SMSGateway
 	IdP      *idp.Provider
 	Catalog  *catalog.Service
+	// Search is the full-text index of the catalogue (a cache of the database, rebuilt at start).
+	Search       search.Index
+	CatalogIndex *catalog.Indexer
 	// Datasets hold the rows behind catalogue resources; Exchange shares them between
 	// departments (D4) and serves them on the gateway at /api/v1/exchange/.
 	Datasets *dataset.Service
@@ -145,6 +150,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options
 	a.SMS = identity.NewSinkGateway(a.DB, now)
 	a.Identity = identity.New(a.DB, a.Keys.FieldCipher(), a.Base, a.SMS, identity.Options{Argon: opts.Argon, Now: now, Audit: a.auditOrg})
 	a.Catalog = catalog.New(a.DB, a.Policy, a.Org, catalog.Options{Audit: a.auditOrg, Now: now})
+	if a.Search, err = search.OpenBleve(filepath.Join(cfg.DataDir, "search", "catalog")); err != nil {
+		return fail(err)
+	}
+	a.CatalogIndex = &catalog.Indexer{Index: a.Search, Service: a.Catalog}
 	if err := a.openIDP(); err != nil {
 		return fail(err)
 	}
@@ -203,6 +212,9 @@ func (a *App) Close() error {
 	}
 	if a.nats != nil {
 		a.nats.Shutdown()
+	}
+	if a.Search != nil {
+		errs = append(errs, a.Search.Close())
 	}
 	if a.DB != nil {
 		errs = append(errs, a.DB.Close())

@@ -60,6 +60,22 @@ func TestConsoleCatalog(t *testing.T) {
 		if !regexp.MustCompile(`101001/140100\d+`).MatchString(page) || !strings.Contains(page, "太原市户籍人口基本信息") {
 			t.Fatalf("published resource not in the catalogue:\n%.3000s", page)
 		}
+		// Chinese full-text search finds it by a word inside its name, once the published event
+		// has reached the index.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, page = get(t, c, n.URL+"/console/catalog?q="+url.QueryEscape("户籍人口"))
+			if strings.Contains(page, "太原市户籍人口基本信息") || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !strings.Contains(page, "太原市户籍人口基本信息") {
+			t.Fatalf("search did not find the resource:\n%.2000s", page)
+		}
+		if _, page = get(t, c, n.URL+"/console/catalog?q="+url.QueryEscape("不动产登记")); strings.Contains(page, "太原市户籍人口基本信息") {
+			t.Fatal("search matched an unrelated query")
+		}
 		res, body = get(t, c, n.URL+"/console/catalog/export/xlsx")
 		if res.StatusCode != 200 || !strings.HasPrefix(body, "PK") {
 			t.Fatalf("excel export: %d", res.StatusCode)

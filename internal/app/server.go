@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -75,7 +76,7 @@ func (a *App) Handler() (*Server, error) {
 		})
 	}
 
-	con := &console.Console{Org: a.Org, Audit: a.Audit, Keys: a.Keys, IdP: a.IdP, Catalog: a.Catalog, Exchange: a.Exchange, SSO: loginProvider{a.IdP}, Datasets: a.Datasets, BackgroundContext: a.serving, Sessions: console.NewSessions(a.DB, a.Now),
+	con := &console.Console{Org: a.Org, Audit: a.Audit, Keys: a.Keys, IdP: a.IdP, Catalog: a.Catalog, Exchange: a.Exchange, SSO: loginProvider{a.IdP}, Datasets: a.Datasets, CatalogSearch: a.CatalogIndex, BackgroundContext: a.serving, Sessions: console.NewSessions(a.DB, a.Now),
 		Render: render, Policy: a.Policy, Now: a.Now, NodeDivision: a.Cfg.NodeDivision, Log: a.Log,
 		ClientIP: func(r *http.Request) string { return httpx.ClientIPFrom(r.Context()) },
 		Secure:   func(r *http.Request) bool { return httpx.IsHTTPS(r, proxies) }}
@@ -179,6 +180,19 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	}()
 
 	a.serving = ctx
+	// The search index is a cache: rebuild it from the database at every start (a crash may
+	// have lost its last writes), then keep it current from the catalogue's events. Each node
+	// keeps its own index, so each needs its own durable consumer.
+	go func() {
+		if _, err := a.CatalogIndex.Reindex(ctx); err != nil && ctx.Err() == nil {
+			a.Log.Error("catalog search reindex", "err", err)
+		}
+	}()
+	searchSub, err := bus.Subscribe(ctx, a.js, catalog.SearchConsumer+"-"+nodeName(), catalog.SearchSubjects, a.CatalogIndex.OnEvent)
+	if err != nil {
+		return err
+	}
+	defer searchSub.Stop()
 	srv, err := a.Handler()
 	if err != nil {
 		return err
@@ -255,4 +269,21 @@ func (a *App) startJobs(ctx context.Context) error {
 	}
 	a.queue = q
 	return q.Start(ctx)
+}
+
+// nodeName names this node for per-node consumers: the host name, reduced to what NATS allows.
+func nodeName() string {
+	h, _ := os.Hostname()
+	var b strings.Builder
+	for _, r := range h {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	if b.Len() == 0 {
+		return "node"
+	}
+	return b.String()
 }

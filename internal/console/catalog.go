@@ -39,7 +39,17 @@ type catalogForm struct {
 func (c *Console) catalogData(r *http.Request, sub authz.Subject) (catalogData, error) {
 	ctx := r.Context()
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	pub, err := c.Catalog.List(ctx, sub, catalog.Filter{Query: q, Limit: 200})
+	// Text goes to the Chinese full-text index (CJK bigrams); no text lists the catalogue.
+	var pub []catalog.Resource
+	var err error
+	if q != "" && c.CatalogSearch != nil {
+		var res catalog.SearchResult
+		if res, err = c.CatalogSearch.Search(ctx, sub, q, catalog.Filter{Limit: 200}); err == nil {
+			pub = res.Resources()
+		}
+	} else {
+		pub, err = c.Catalog.List(ctx, sub, catalog.Filter{Query: q, Limit: 200})
+	}
 	if err != nil {
 		return catalogData{}, err
 	}

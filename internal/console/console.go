@@ -35,13 +35,14 @@ const CookieName = "dgov_console"
 
 // Console serves the staff console.
 type Console struct {
-	Org      *org.Service
-	Audit    *audit.Log
-	Keys     *crypto.Keyring
-	IdP      *idp.Provider
-	SSO      StaffSSO // nil: no single sign-on for staff applications
-	Catalog  *catalog.Service
-	Datasets *dataset.Service
+	Org           *org.Service
+	Audit         *audit.Log
+	Keys          *crypto.Keyring
+	IdP           *idp.Provider
+	SSO           StaffSSO // nil: no single sign-on for staff applications
+	Catalog       *catalog.Service
+	CatalogSearch *catalog.Indexer
+	Datasets      *dataset.Service
 	// BackgroundContext lives as long as the server: work started by a request (a dataset
 	// load) outlives the request but not the node.
 	BackgroundContext context.Context
