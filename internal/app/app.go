@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -150,10 +149,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options
 	a.SMS = identity.NewSinkGateway(a.DB, now)
 	a.Identity = identity.New(a.DB, a.Keys.FieldCipher(), a.Base, a.SMS, identity.Options{Argon: opts.Argon, Now: now, Audit: a.auditOrg})
 	a.Catalog = catalog.New(a.DB, a.Policy, a.Org, catalog.Options{Audit: a.auditOrg, Now: now})
-	if a.Search, err = search.OpenBleve(filepath.Join(cfg.DataDir, "search", "catalog")); err != nil {
-		return fail(err)
-	}
-	a.CatalogIndex = &catalog.Indexer{Index: a.Search, Service: a.Catalog}
+	// The search index is opened by Serve only: commands (demo, backup, restore…) run beside a
+	// serving node and must not contend for its files.
 	if err := a.openIDP(); err != nil {
 		return fail(err)
 	}

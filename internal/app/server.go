@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/dgov/dgov/internal/platform/crypto"
 	"github.com/dgov/dgov/internal/platform/httpx"
 	"github.com/dgov/dgov/internal/platform/jobs"
+	"github.com/dgov/dgov/internal/platform/search"
 	"github.com/dgov/dgov/internal/portal"
 	"github.com/dgov/dgov/web"
 )
@@ -180,6 +182,11 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	}()
 
 	a.serving = ctx
+	var err error
+	if a.Search, err = search.OpenBleve(filepath.Join(a.Cfg.DataDir, "search", "catalog")); err != nil {
+		return err
+	}
+	a.CatalogIndex = &catalog.Indexer{Index: a.Search, Service: a.Catalog}
 	// The search index is a cache: rebuild it from the database at every start (a crash may
 	// have lost its last writes), then keep it current from the catalogue's events. Each node
 	// keeps its own index, so each needs its own durable consumer.

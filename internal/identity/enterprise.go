@@ -230,6 +230,13 @@ func (s *Service) AddMember(ctx context.Context, actorAccountID, enterpriseID, m
 	if err != nil {
 		return Member{}, err
 	}
+	// Check the actor's right first: whether a mobile has a verified account is told only to
+	// those who may add members (checked again inside the transaction).
+	if actorRole, err := activeRole(ctx, s.d, enterpriseID, actor.ID); err != nil {
+		return Member{}, err
+	} else if actorRole != RoleLegalRep && (actorRole != RoleAdmin || role == RoleAdmin) {
+		return Member{}, i18n.ErrForbidden
+	}
 	member, err := s.readAccount(ctx, s.d, "mobile_idx", s.fc.BlindIndex(indexMobile, mobile))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Member{}, ErrMemberIneligible

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/dgov/dgov/internal/platform/httpx"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -61,7 +62,7 @@ func (p *Provider) GrantConsent(ctx context.Context, authRequestID, subject stri
 func (p *Provider) DenyAuthRequest(w http.ResponseWriter, r *http.Request, authRequestID, subject string) {
 	a, c, err := p.pending(r.Context(), authRequestID)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		httpx.WriteError(w, r, err) // bilingual problem; a database error is never shown raw
 		return
 	}
 	p.audit(r.Context(), "citizen:"+subject, "oidc.consent_denied", "oidc_client:"+c.ID, map[string]any{"scopes": a.Scopes})

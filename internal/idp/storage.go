@@ -360,9 +360,9 @@ func (p *Provider) auditGrant(ctx context.Context, g tokenGrant, refreshed strin
 	kind, actor := "client_credentials", "client:"+g.clientID
 	switch {
 	case refreshed != "":
-		kind, actor = "refresh_token", "citizen:"+g.subject
+		kind, actor = "refresh_token", subjectActor(g.subject)
 	case g.authRequestID != "":
-		kind, actor = "authorization_code", "citizen:"+g.subject
+		kind, actor = "authorization_code", subjectActor(g.subject)
 	}
 	detail := map[string]any{"grant": kind, "scopes": g.scopes}
 	if g.actingFor != "" {
@@ -872,3 +872,12 @@ func (s *storage) ValidateJWTProfileScopes(context.Context, string, []string) ([
 }
 
 func (s *storage) Health(ctx context.Context) error { return s.p.cfg.DB.Ping(ctx) }
+
+// subjectActor names a person in the audit log as the rest of dgov does: staff:<id> for civil
+// servants (subjects staff-<id>), citizen:<id> otherwise.
+func subjectActor(subject string) string {
+	if id, ok := strings.CutPrefix(subject, "staff-"); ok {
+		return "staff:" + id
+	}
+	return "citizen:" + subject
+}

@@ -283,6 +283,13 @@ func (a *Accounts) startSession(w http.ResponseWriter, r *http.Request, accountI
 	if err != nil {
 		return ses, err
 	}
+	// The browser's previous session (perhaps someone else's) ends here, not left behind.
+	if old, err := r.Cookie(SSOCookie); err == nil && old.Value != "" {
+		if prev, err := a.Identity.GetSession(r.Context(), old.Value); err == nil && prev.AccountID != accountID && a.Provider != nil {
+			_ = a.Provider.Logout(r.Context(), prev.ID) // someone else's apps end with their session
+		}
+		_ = a.Identity.Logout(r.Context(), old.Value)
+	}
 	a.setCookie(w, r, token)
 	return ses, nil
 }

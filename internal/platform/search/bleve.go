@@ -75,7 +75,12 @@ func OpenBleve(dir string) (*Bleve, error) {
 	if err != nil {
 		return nil, err
 	}
-	idx, err := bleve.Open(dir)
+	// A second process on the same data dir must not wait for ever on the index's file lock,
+	// nor take the lock error for corruption and delete the other's index.
+	idx, err := bleve.OpenUsing(dir, map[string]interface{}{"bolt_timeout": "5s"})
+	if err != nil && strings.Contains(err.Error(), "timeout") {
+		return nil, fmt.Errorf("search index %s is in use by another dgov process: %w", dir, err)
+	}
 	if err == nil {
 		v, verr := idx.GetInternal([]byte(versionKey))
 		if verr == nil && string(v) == mappingVersion {
