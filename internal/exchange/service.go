@@ -303,21 +303,9 @@ func (s *Service) Decide(ctx context.Context, actor authz.Subject, requestID str
 	var out SharingRequest
 	var g *Grant
 	err := s.d.InTx(ctx, func(tx *db.Tx) error {
-		r, err := lockRequest(ctx, tx, requestID)
-		if isNoRow(err) {
-			return i18n.ErrNotFound
-		}
+		r, err := s.lockPending(ctx, tx, requestID, actor, true)
 		if err != nil {
-			return fmt.Errorf("read request %s: %w", requestID, err)
-		}
-		if actor.Dept != r.ProviderDeptID {
-			return i18n.ErrForbidden
-		}
-		if err := s.policy.Authorize(actor, PermDecide, r.ProviderDivision); err != nil {
 			return err
-		}
-		if r.Status != StatusPending {
-			return ErrState
 		}
 		now := s.clock()
 		late := r.DueAt != nil && now.After(*r.DueAt)
@@ -365,21 +353,9 @@ func (s *Service) Withdraw(ctx context.Context, actor authz.Subject, requestID s
 	}
 	var out SharingRequest
 	err := s.d.InTx(ctx, func(tx *db.Tx) error {
-		r, err := lockRequest(ctx, tx, requestID)
-		if isNoRow(err) {
-			return i18n.ErrNotFound
-		}
+		r, err := s.lockPending(ctx, tx, requestID, actor, false)
 		if err != nil {
-			return fmt.Errorf("read request %s: %w", requestID, err)
-		}
-		if actor.Dept != r.ConsumerDeptID {
-			return i18n.ErrForbidden
-		}
-		if err := s.policy.Authorize(actor, PermApply, r.ConsumerDivision); err != nil {
 			return err
-		}
-		if r.Status != StatusPending {
-			return ErrState
 		}
 		now := s.clock()
 		r.Status, r.DecidedBy, r.DecidedAt = StatusWithdrawn, actor.String(), &now
@@ -796,4 +772,30 @@ func (s *Service) ReadsOf(ctx context.Context, idx string) ([]Read, error) {
 // ResidentIndex is the blind index ReadsOf takes for a resident ID number.
 func (s *Service) ResidentIndex(number string) string {
 	return s.fc.BlindIndex(IndexResidentID, number)
+}
+
+// lockPending locks a pending request that the actor's department may act on: as its provider
+// (deciding it) or as its consumer (withdrawing it).
+func (s *Service) lockPending(ctx context.Context, tx *db.Tx, id string, actor authz.Subject, provider bool) (SharingRequest, error) {
+	r, err := lockRequest(ctx, tx, id)
+	if isNoRow(err) {
+		return r, i18n.ErrNotFound
+	}
+	if err != nil {
+		return r, fmt.Errorf("read request %s: %w", id, err)
+	}
+	dept, perm, division := r.ConsumerDeptID, PermApply, r.ConsumerDivision
+	if provider {
+		dept, perm, division = r.ProviderDeptID, PermDecide, r.ProviderDivision
+	}
+	if actor.Dept != dept {
+		return r, i18n.ErrForbidden
+	}
+	if err := s.policy.Authorize(actor, perm, division); err != nil {
+		return r, err
+	}
+	if r.Status != StatusPending {
+		return r, ErrState
+	}
+	return r, nil
 }
