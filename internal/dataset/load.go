@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dgov/dgov/internal/platform/jsontext"
+
 	"github.com/dgov/dgov/internal/platform/db"
 	"github.com/dgov/dgov/internal/platform/i18n"
 )
@@ -519,7 +521,7 @@ func (l *loader) encode(buf []byte, rowNo int64, values []string) ([]byte, error
 			buf = append(buf, ',')
 		}
 		first = false
-		buf = appendJSONString(buf, c.Name)
+		buf = jsontext.AppendString(buf, c.Name)
 		buf = append(buf, ':')
 		if c.Sensitive {
 			ct, err := l.s.fc.Seal(v, fieldAAD(l.id, l.version, rowNo, c.Name))
@@ -531,7 +533,7 @@ func (l *loader) encode(buf []byte, rowNo int64, values []string) ([]byte, error
 			buf = append(buf, '"')
 			continue
 		}
-		buf = appendJSONString(buf, v)
+		buf = jsontext.AppendString(buf, v)
 	}
 	return append(buf, '}'), nil
 }
@@ -553,36 +555,6 @@ func (s *Service) keyIndex(id string, c *Column, v string) string {
 // fieldAAD binds a sealed value to its dataset, version, row and column.
 func fieldAAD(id string, version int, rowNo int64, column string) string {
 	return "dataset:" + id + ":" + strconv.Itoa(version) + ":" + strconv.FormatInt(rowNo, 10) + ":" + column
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string; s is valid UTF-8 (checked by validation).
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // write commits batches as they come, moving the version's counters and heartbeat with each.

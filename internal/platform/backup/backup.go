@@ -59,6 +59,7 @@ import (
 	"github.com/dgov/dgov/internal/platform/crypto"
 	"github.com/dgov/dgov/internal/platform/db"
 	"github.com/dgov/dgov/internal/platform/i18n"
+	"github.com/dgov/dgov/internal/platform/jsontext"
 )
 
 // FormatVersion is the version of the file layout and value encoding this package writes and
@@ -393,7 +394,7 @@ func dumpTable(ctx context.Context, tx *sql.Tx, dialect db.Dialect, t *table, w 
 			if i > 0 {
 				line = append(line, ',')
 			}
-			line = appendString(line, c.name)
+			line = jsontext.AppendString(line, c.name)
 			line = append(line, ':')
 			var side any
 			if j, ok := extra[i]; ok {

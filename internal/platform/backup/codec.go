@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/dgov/dgov/internal/platform/jsontext"
+
 	"github.com/dgov/dgov/internal/platform/db"
 )
 
@@ -112,7 +114,7 @@ func appendValue(b []byte, dialect db.Dialect, kind Kind, v, side any) ([]byte, 
 			return appendJSONValue(b, x)
 		case kind == KindNumeric && dialect == db.Postgres:
 			b = append(b, `{"numeric":`...)
-			b = appendString(b, x)
+			b = jsontext.AppendString(b, x)
 			return append(b, '}'), nil
 		}
 		if !utf8.ValidString(x) {
@@ -120,7 +122,7 @@ func appendValue(b []byte, dialect db.Dialect, kind Kind, v, side any) ([]byte, 
 			b = base64.StdEncoding.AppendEncode(b, []byte(x))
 			return append(b, `"}`...), nil
 		}
-		return appendString(b, x), nil
+		return jsontext.AppendString(b, x), nil
 	}
 	return b, fmt.Errorf("unsupported value of type %T", v)
 }
@@ -148,7 +150,7 @@ func appendTime(b []byte, t time.Time, sqliteText string) []byte {
 	b = append(b, '"')
 	if sqliteText != "" {
 		b = append(b, `,"sqlite":`...)
-		b = appendString(b, sqliteText)
+		b = jsontext.AppendString(b, sqliteText)
 	}
 	return append(b, '}')
 }
@@ -161,36 +163,6 @@ func appendJSONValue(b []byte, js string) ([]byte, error) {
 	b = append(b, `{"json":`...)
 	b = append(b, buf.Bytes()...)
 	return append(b, '}'), nil
-}
-
-// appendString writes s, valid UTF-8, as a JSON string. Unlike encoding/json it leaves <, >
-// and & alone, so Chinese and HTML-ish text stays readable in the file.
-func appendString(b []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // sqliteTimeLayouts are the forms SQLite's date functions and the modernc driver write

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dgov/dgov/internal/platform/db"
+	"github.com/dgov/dgov/internal/platform/jsontext"
 )
 
 func TestValueEncoding(t *testing.T) {
@@ -236,8 +237,8 @@ func FuzzAppendString(f *testing.F) {
 			return
 		}
 		var back string
-		if err := json.Unmarshal(appendString(nil, s), &back); err != nil || back != s {
-			t.Fatalf("%q → %s → %q (%v)", s, appendString(nil, s), back, err)
+		if err := json.Unmarshal(jsontext.AppendString(nil, s), &back); err != nil || back != s {
+			t.Fatalf("%q → %s → %q (%v)", s, jsontext.AppendString(nil, s), back, err)
 		}
 	})
 }
