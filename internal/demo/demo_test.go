@@ -43,10 +43,10 @@ func newDeps(t testing.TB, d *db.DB) Deps {
 		Base: baselib.New(d, k.FieldCipher(), baselib.Options{Now: clock})}
 }
 
-// Expected sizes of the organisation: 9 standard departments at the province and in each of
+// Expected sizes of the organisation: 10 standard departments at the province and in each of
 // 11 cities, 3 in each of 太原's 10 districts and counties; 64 accounts besides admin.
 const (
-	wantDepartments = 9*12 + 3*10
+	wantDepartments = 10*12 + 3*10
 	wantStaff       = 1 + 4 + 11*4 + 3 + 10 + 3
 )
 

@@ -242,6 +242,7 @@ var DepartmentKinds = []DepartmentKind{
 	{Code: "wj", Kind: "卫生健康委员会", Province: "卫生健康委员会", City: "卫生健康委员会", EN: "Health Commission"},
 	{Code: "mz", Kind: "民政", Province: "民政厅", City: "民政局", EN: "Civil Affairs"},
 	{Code: "jy", Kind: "教育", Province: "教育厅", City: "教育局", EN: "Education"},
+	{Code: "yb", Kind: "医疗保障局", Province: "医疗保障局", City: "医疗保障局", EN: "Healthcare Security Administration"},
 }
 
 // BootstrapDepartment is where BootstrapAdmin puts the first administrator.
