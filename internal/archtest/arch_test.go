@@ -29,6 +29,8 @@ func layer(pkg string) string {
 		return "platform"
 	case pkg == "web":
 		return "web"
+	case pkg == "packs":
+		return "packs" // declarative content (embedded files), loaded by app and demo
 	case strings.HasPrefix(pkg, "tools/"):
 		return "tool"
 	case pkg == "internal/demo":
@@ -44,12 +46,13 @@ func layer(pkg string) string {
 // allowed[from] lists the layers a layer may import.
 var allowed = map[string]map[string]bool{
 	"cmd":      {"app": true},
-	"app":      {"surface": true, "engine": true, "platform": true, "web": true, "demo": true},
+	"app":      {"surface": true, "engine": true, "platform": true, "web": true, "demo": true, "packs": true},
 	"surface":  {"engine": true, "platform": true, "web": true},
-	"demo":     {"engine": true, "platform": true},
+	"demo":     {"engine": true, "platform": true, "packs": true},
 	"engine":   {"engine": true, "platform": true},
 	"platform": {"platform": true},
 	"web":      {"platform": true},
+	"packs":    {},
 	"tool":     {},
 	"test":     {},
 }
