@@ -3,7 +3,8 @@
 // turns into working days to make up for them (调休上班).
 //
 // The embedded holidays/cn.json ships the published years (2024: 国办发明电〔2023〕7号,
-// 2025: 国办发明电〔2024〕12号). The notice for a year comes out late in the year before;
+// 2025: 国办发明电〔2024〕12号, 2026: 国务院办公厅关于2026年部分节假日安排的通知 of
+// 2025-11-04). The notice for a year comes out late in the year before;
 // operators add it with LoadFile (same format) without a new binary. A year with no data is
 // counted as Monday to Friday (Covers tells callers whether a year is known).
 //

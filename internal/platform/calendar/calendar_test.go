@@ -14,11 +14,12 @@ func day(y, m, d int) time.Time { return time.Date(y, time.Month(m), d, 10, 0, 0
 
 func TestEmbeddedYears(t *testing.T) {
 	c := calendar.Default()
-	if got := c.Years(); len(got) != 2 || got[0] != 2024 || got[1] != 2025 {
+	if got := c.Years(); len(got) != 3 || got[0] != 2024 || got[1] != 2025 || got[2] != 2026 {
 		t.Fatalf("years %v", got)
 	}
-	if c.Source(2025) != "国办发明电〔2024〕12号" || c.Source(2024) != "国办发明电〔2023〕7号" || c.Covers(2026) {
-		t.Errorf("sources %q %q, covers 2026 %v", c.Source(2024), c.Source(2025), c.Covers(2026))
+	if c.Source(2025) != "国办发明电〔2024〕12号" || c.Source(2024) != "国办发明电〔2023〕7号" ||
+		!strings.Contains(c.Source(2026), "2026年部分节假日安排") || c.Covers(2027) {
+		t.Errorf("sources %q %q %q, covers 2027 %v", c.Source(2024), c.Source(2025), c.Source(2026), c.Covers(2027))
 	}
 }
 
@@ -45,7 +46,8 @@ func TestIsWorkday(t *testing.T) {
 		{"make-up Sunday 2024-02-04", day(2024, 2, 4), true},
 		{"Mid-Autumn 2024-09-16", day(2024, 9, 16), false},
 		{"make-up 2024-09-14", day(2024, 9, 14), true},
-		{"uncovered year: a Monday", day(2026, 3, 2), true},
+		{"uncovered year: a Monday", day(2027, 3, 1), true},
+		{"uncovered year: a Saturday", day(2027, 3, 6), false},
 		// 2025-01-27 23:30 in UTC is already the 28th (a holiday) in Beijing.
 		{"Beijing date, not UTC", time.Date(2025, 1, 27, 16, 30, 0, 0, time.UTC), false},
 		{"Beijing date, not UTC (before midnight)", time.Date(2025, 1, 27, 15, 30, 0, 0, time.UTC), true},
@@ -165,5 +167,73 @@ func TestLoadFile(t *testing.T) {
 	}
 	if _, err := calendar.LoadFile(filepath.Join(dir, "missing.json")); err == nil || !strings.Contains(err.Error(), "missing.json") {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// Test2026 checks the embedded 2026 arrangement against the State Council's notice
+// (国务院办公厅关于2026年部分节假日安排的通知, 2025-11-04), span by span.
+func Test2026(t *testing.T) {
+	c := calendar.Default()
+	rest := map[string][2]time.Time{
+		"元旦 New Year":        {day(2026, 1, 1), day(2026, 1, 3)},
+		"春节 Spring Festival": {day(2026, 2, 15), day(2026, 2, 23)},
+		"清明 Qingming":        {day(2026, 4, 4), day(2026, 4, 6)},
+		"劳动节 Labour Day":     {day(2026, 5, 1), day(2026, 5, 5)},
+		"端午 Dragon Boat":     {day(2026, 6, 19), day(2026, 6, 21)},
+		"中秋 Mid-Autumn":      {day(2026, 9, 25), day(2026, 9, 27)},
+		"国庆 National Day":    {day(2026, 10, 1), day(2026, 10, 7)},
+	}
+	for name, span := range rest {
+		for d := span[0]; !d.After(span[1]); d = d.AddDate(0, 0, 1) {
+			if c.IsWorkday(d) {
+				t.Errorf("%s: %s is a working day", name, d.Format(time.DateOnly))
+			}
+		}
+		// The weekdays either side of each span are working days again.
+		for _, d := range []time.Time{span[0].AddDate(0, 0, -1), span[1].AddDate(0, 0, 1)} {
+			if wd := d.Weekday(); wd != time.Saturday && wd != time.Sunday && !c.IsWorkday(d) {
+				t.Errorf("%s: %s next to the span is not a working day", name, d.Format(time.DateOnly))
+			}
+		}
+	}
+	// 调休上班: the weekend days worked, one per line of the notice.
+	for _, d := range []time.Time{day(2026, 1, 4), day(2026, 2, 14), day(2026, 2, 28), day(2026, 5, 9), day(2026, 9, 20), day(2026, 10, 10)} {
+		if wd := d.Weekday(); wd != time.Saturday && wd != time.Sunday {
+			t.Errorf("make-up day %s is a %s", d.Format(time.DateOnly), wd)
+		}
+		if !c.IsWorkday(d) {
+			t.Errorf("make-up day %s is not a working day", d.Format(time.DateOnly))
+		}
+	}
+	// Weekends not in the notice stay rest days.
+	for _, d := range []time.Time{day(2026, 1, 10), day(2026, 3, 1), day(2026, 10, 11)} {
+		if c.IsWorkday(d) {
+			t.Errorf("%s is a working day", d.Format(time.DateOnly))
+		}
+	}
+	// 2026 has 261 weekdays; 19 of them are holidays and 6 weekend days are worked: 248.
+	if n := c.WorkdaysBetween(day(2025, 12, 31), day(2026, 12, 31)); n != 248 {
+		t.Errorf("2026: %d working days, want 248", n)
+	}
+	cases := []struct {
+		name string
+		from time.Time
+		n    int
+		want time.Time
+	}{
+		// Golden Week: 9-30 counts, 10-1…10-7 do not, 10-8 and 10-9, then the make-up Saturday 10-10.
+		{"into Golden Week", day(2026, 9, 29), 3, day(2026, 10, 9)},
+		{"make-up Saturday after Golden Week", day(2026, 9, 29), 4, day(2026, 10, 10)},
+		{"make-up Sunday before Golden Week", day(2026, 9, 18), 1, day(2026, 9, 20)},
+		// Spring Festival: Friday 2-13, make-up Saturday 2-14, then 2-24 after the span.
+		{"across the Spring Festival", day(2026, 2, 13), 2, day(2026, 2, 24)},
+		{"to the make-up Saturday 2-28", day(2026, 2, 26), 2, day(2026, 2, 28)},
+		{"New Year make-up Sunday", day(2025, 12, 31), 1, day(2026, 1, 4)},
+	}
+	for _, tc := range cases {
+		if got := c.AddWorkdays(tc.from, tc.n); !got.Equal(tc.want) {
+			t.Errorf("%s: AddWorkdays(%s, %d) = %s, want %s", tc.name, tc.from.Format(time.DateOnly), tc.n,
+				got.Format(time.DateOnly), tc.want.Format(time.DateOnly))
+		}
 	}
 }
