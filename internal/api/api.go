@@ -1,5 +1,6 @@
-// Package api is dgov's JSON API under /api/v1 for the foundation: identifiers, divisions,
-// departments, staff, node keys and the audit log. It is described by the OpenAPI document
+// Package api is dgov's JSON API under /api/v1 for the foundation — identifiers, divisions,
+// departments, staff, node keys and the audit log — and for data quality (rules, checks and
+// reports per dataset, department and division). It is described by the OpenAPI document
 // served at /api/openapi.json (openapi.json beside this file; a test keeps the two in step).
 // Handlers decode, call the service (which authorizes) and encode.
 package api
@@ -17,6 +18,7 @@ import (
 	"github.com/dgov/dgov/internal/platform/httpx"
 	"github.com/dgov/dgov/internal/platform/i18n"
 	"github.com/dgov/dgov/internal/platform/ids"
+	"github.com/dgov/dgov/internal/quality"
 )
 
 //go:embed openapi.json
@@ -37,6 +39,9 @@ type API struct {
 	Policy       *authz.Policy
 	NodeDivision string
 	Version      string
+	// Quality serves /api/v1/quality/…, authorized as the console's quality pages are
+	// (quality.Access).
+	Quality *quality.Service
 }
 
 type route struct {
@@ -59,6 +64,13 @@ func (a *API) table() []route {
 		{"POST /api/v1/staff", a.staffOnly(a.createStaff)},
 		{"GET /api/v1/audit", a.staffOnly(a.listAudit)},
 		{"GET /api/v1/audit/verify", a.staffOnly(a.verifyAudit)},
+		{"GET /api/v1/quality/datasets", a.staffOnly(a.qualityDatasets)},
+		{"GET /api/v1/quality/datasets/{id}/rules", a.staffOnly(a.qualityRules)},
+		{"PUT /api/v1/quality/datasets/{id}/rules", a.staffOnly(a.setQualityRules)},
+		{"POST /api/v1/quality/datasets/{id}/run", a.staffOnly(a.runQuality)},
+		{"GET /api/v1/quality/datasets/{id}/report", a.staffOnly(a.qualityReport)},
+		{"GET /api/v1/quality/departments/{id}/report", a.staffOnly(a.departmentQuality)},
+		{"GET /api/v1/quality/divisions/{code}/report", a.staffOnly(a.divisionQuality)},
 	}
 }
 
@@ -284,6 +296,144 @@ func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request, sub authz.Subj
 		return
 	}
 	_ = httpx.WriteJSON(w, http.StatusOK, rep)
+}
+
+// ---- data quality ----
+
+func (a *API) quality() quality.Access { return quality.Access{Service: a.Quality, Policy: a.Policy} }
+
+// qualityDatasets lists the datasets attached to catalogue resources that the caller may read.
+func (a *API) qualityDatasets(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
+	list, err := a.quality().Targets(r.Context(), sub)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	_ = httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": list})
+}
+
+// qualityRules lists the rules a check applies: those derived from the schema ("default":
+// true) and those staff set.
+func (a *API) qualityRules(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
+	rules, err := a.quality().Rules(r.Context(), sub, r.PathValue("id"))
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	_ = httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": nonNil(rules)})
+}
+
+// qualityRuleInput is one rule as a client sets it.
+type qualityRuleInput struct {
+	Kind       quality.Kind `json:"kind"`
+	Column     string       `json:"column"`
+	Format     string       `json:"format"`
+	Pattern    string       `json:"pattern"`
+	Library    string       `json:"library"`
+	GraceHours int          `json:"grace_hours"`
+}
+
+type qualityRulesRequest struct {
+	Rules []qualityRuleInput `json:"rules"`
+}
+
+// setQualityRules replaces the explicit rules of a dataset; the answer is the rules now applied.
+func (a *API) setQualityRules(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
+	var in qualityRulesRequest
+	if err := httpx.DecodeJSON(r, &in, maxBody); err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	rules := make([]quality.Rule, len(in.Rules))
+	for i, x := range in.Rules {
+		rules[i] = quality.Rule{Kind: x.Kind, Column: x.Column, Format: x.Format, Pattern: x.Pattern, Library: x.Library, GraceHours: x.GraceHours}
+	}
+	out, err := a.quality().SetRules(r.Context(), sub, r.PathValue("id"), rules)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	_ = httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": nonNil(out)})
+}
+
+// qualityReportJSON is a report with its score, which is computed, not stored.
+type qualityReportJSON struct {
+	quality.Report
+	Score float64 `json:"score"`
+}
+
+func reportJSON(rep quality.Report) qualityReportJSON {
+	if rep.Findings == nil {
+		rep.Findings = []quality.Finding{}
+	}
+	return qualityReportJSON{Report: rep, Score: rep.Score()}
+}
+
+// runQuality checks the dataset's active version now and answers the new report.
+func (a *API) runQuality(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
+	rep, err := a.quality().Run(r.Context(), sub, r.PathValue("id"))
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	_ = httpx.WriteJSON(w, http.StatusOK, reportJSON(rep))
+}
+
+// qualityReport is the latest report of a dataset, with up to ?findings= of its stored findings.
+func (a *API) qualityReport(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
+	rep, err := a.quality().Report(r.Context(), sub, r.PathValue("id"), intParam(r, "findings", 0))
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	_ = httpx.WriteJSON(w, http.StatusOK, reportJSON(rep))
+}
+
+// qualitySummaryJSON is a department's or division's summary with its score.
+type qualitySummaryJSON struct {
+	quality.Summary
+	Score float64 `json:"score"`
+}
+
+func (a *API) writeSummary(w http.ResponseWriter, r *http.Request, sub authz.Subject, sc quality.Scope) {
+	sum, err := a.quality().Summary(r.Context(), sub, sc)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	if sum.Kinds == nil {
+		sum.Kinds = []quality.KindScore{}
+	}
+	_ = httpx.WriteJSON(w, http.StatusOK, qualitySummaryJSON{Summary: sum, Score: sum.Score()})
+}
+
+// departmentQuality sums the latest reports of the datasets a department provides; the
+// department is read with the caller's rights first.
+func (a *API) departmentQuality(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
+	dep, err := a.Org.GetDepartment(r.Context(), sub, r.PathValue("id"))
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	a.writeSummary(w, r, sub, quality.Scope{DeptID: dep.ID, Division: dep.DivisionCode})
+}
+
+// divisionQuality sums the latest reports of the datasets of a division and those below it.
+func (a *API) divisionQuality(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
+	d, err := ids.ValidateDivision(r.PathValue("code"))
+	if err != nil {
+		httpx.WriteError(w, r, withField(err, "code"))
+		return
+	}
+	a.writeSummary(w, r, sub, quality.Scope{Division: d.Code})
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // withField names the input a user-facing error is about.

@@ -155,7 +155,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options
 		return fail(err)
 	}
 	a.openExchange()
-	a.Quality = quality.New(a.DB, a.Datasets, a.Base, quality.Options{Now: now})
+	a.Quality = quality.New(a.DB, a.Datasets, a.Base, quality.Options{Now: now, Audit: a.auditOrg})
 	if a.Blobs, err = blob.Open(blob.Config{DataDir: cfg.DataDir, S3: blob.S3Config{Endpoint: cfg.S3Endpoint,
 		Bucket: cfg.S3Bucket, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, Region: cfg.S3Region, TLS: cfg.S3TLS}}); err != nil {
 		return fail(err)

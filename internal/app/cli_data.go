@@ -90,7 +90,7 @@ func cmdDemo(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintf(env.stdout, "✓ 演示数据已载入 / demo data loaded in %s: %d divisions, %d departments, %d staff, %d residents, %d enterprises\n",
 			sum.Duration.Round(time.Millisecond), sum.Divisions, sum.Departments, sum.Staff, sum.Residents, sum.Enterprises)
 	}
-	libs, err := demo.LoadBaseLibraries(ctx, demo.BaseLibDeps{Org: a.Org, Catalog: a.Catalog, Datasets: a.Datasets, Exchange: a.Exchange},
+	libs, err := demo.LoadBaseLibraries(ctx, demo.BaseLibDeps{Org: a.Org, Catalog: a.Catalog, Datasets: a.Datasets, Exchange: a.Exchange, Quality: a.Quality},
 		demo.BaseLibOptions{Seed: seed, Residents: residents, Enterprises: enterprises,
 			Progress: func(done, total int, what string) { bar.update(int64(done), int64(total), what) }})
 	bar.end()
@@ -98,6 +98,10 @@ func cmdDemo(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "基础库 / base libraries: %d loaded, %d already present\n", len(libs.Loaded), len(libs.Skipped))
+	if q := libs.Quality; q != nil {
+		fmt.Fprintf(env.stdout, "数据质量演示 / quality demo: %d of %d rows flagged in 城乡最低生活保障对象名册 (see /console/quality)\n",
+			q.Report.BadRows, q.Report.TotalRows)
+	}
 	clients, err := a.registerDemoClients(ctx)
 	if err != nil {
 		return err

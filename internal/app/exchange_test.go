@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -113,7 +114,7 @@ func TestExchangeEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		gaOfficer, gaBrowser := staffUser(t, n, admin, "ga-officer", ga.ID, authz.RoleOfficer)
-		gaAdmin, _ := staffUser(t, n, admin, "ga-admin", ga.ID, authz.RoleOrgAdmin)
+		gaAdmin, gaAdminBrowser := staffUser(t, n, admin, "ga-admin", ga.ID, authz.RoleOrgAdmin)
 		_, rsBrowser := staffUser(t, n, admin, "rs-officer", rs.ID, authz.RoleOfficer)
 		rsAdmin, rsAdminBrowser := staffUser(t, n, admin, "rs-admin", rs.ID, authz.RoleOrgAdmin)
 
@@ -295,6 +296,79 @@ func TestExchangeEndToEnd(t *testing.T) {
 			}
 		}
 
+		// --- a bulk extract under the same grant: a job on the node's queue writes the file;
+		// its receipt covers the file and `dgov verify` accepts it ---
+		ex := callGateway(t, "POST", n.URL+"/api/v1/exchange/"+res.ID+"/extracts?format=csv", tok.AccessToken, purpose, "")
+		if ex.status != http.StatusAccepted {
+			t.Fatalf("extract: %d %s", ex.status, ex.body)
+		}
+		var view exchange.ExtractView
+		if err := json.Unmarshal(ex.body, &view); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			st := callGateway(t, "GET", n.URL+"/api/v1/exchange/"+res.ID+"/extracts/"+view.ID, tok.AccessToken, "", "")
+			if err := json.Unmarshal(st.body, &view); err != nil || st.status != http.StatusOK {
+				t.Fatalf("extract status: %d %s", st.status, st.body)
+			}
+			if view.Status != exchange.ExtractQueued && view.Status != exchange.ExtractRunning {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("extract still %s", view.Status)
+			}
+		}
+		if view.Status != exchange.ExtractDone || view.RowCount == nil || *view.RowCount != 1 {
+			t.Fatalf("extract: %+v", view)
+		}
+		file := callGateway(t, "GET", n.URL+view.File, tok.AccessToken, "", "")
+		if file.status != http.StatusOK || !strings.HasPrefix(string(file.body), "姓名,身份证号\n郭汾阳,") || strings.Contains(string(file.body), number) {
+			t.Fatalf("extract file: %d %q", file.status, file.body)
+		}
+		write(rfile, []byte(file.receipt+"\n"))
+		write(bfile, file.body)
+		if code, out, errOut := runCLI(t, env, "", "verify", rfile, bfile, "--public-key", kfile); code != 0 || !strings.Contains(out, "✓") {
+			t.Fatalf("verify the extract: %d\n%s%s", code, out, errOut)
+		}
+		if _, page := get(t, rsBrowser, n.URL+"/console/exchange"); !strings.Contains(page, `id="extracts"`) || !strings.Contains(page, "可下载") {
+			t.Fatalf("the extract is not listed in the console:\n%.4000s", page)
+		}
+
+		// --- the provider registers a dataset served from its own API (console) ---
+		upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_ = json.NewEncoder(w).Encode(map[string]any{"gmsfhm": number, "xm": "郭汾阳"})
+		}))
+		defer upstream.Close()
+		_, page = get(t, gaAdminBrowser, n.URL+"/console/datasets")
+		if !strings.Contains(page, `id="new-upstream"`) {
+			t.Fatalf("no upstream registration on the datasets page:\n%.3000s", page)
+		}
+		form = url.Values{"csrf_token": {csrfFrom(t, page)}, "new": {"1"}, "dataset_id": {"ga-live"}, "base_url": {upstream.URL},
+			"schema":      {`{"columns":[{"name":"身份证号","type":"resident_id","sensitive":true},{"name":"姓名","type":"string"}],"key":"身份证号"}`},
+			"lookup_path": {"/rk/{key}"}, "query_path": {"/rk"}, "auth_header": {"X-Api-Key"}, "secret": {"s3cret-key"}, "timeout": {"2"},
+			"fields": {"身份证号=gmsfhm\n姓名=xm"}}
+		if r, body := postForm(t, gaAdminBrowser, n.URL, "/console/datasets/upstream", form); r.StatusCode != http.StatusSeeOther {
+			t.Fatalf("register upstream: %d\n%.2000s", r.StatusCode, body)
+		}
+		if _, page := get(t, gaAdminBrowser, n.URL+"/console/datasets/ga-live"); !strings.Contains(page, "实时调用") || !strings.Contains(page, upstream.URL) ||
+			strings.Contains(page, "s3cret-key") {
+			t.Fatalf("the upstream dataset's page:\n%.4000s", page)
+		}
+		if r, err := n.Datasets.Lookup(ctx, "ga-live", number); err != nil || r.Values["姓名"] != "郭汾阳" {
+			t.Fatalf("lookup through the registered upstream: %+v %v", r, err)
+		}
+		// Mistakes come back on the page they were made on, in words.
+		bad := url.Values{"csrf_token": form["csrf_token"], "new": {"1"}, "dataset_id": {"ga-bad"}, "base_url": {"ftp://example.org"}, "schema": form["schema"]}
+		if r, body := postForm(t, gaAdminBrowser, n.URL, "/console/datasets/upstream", bad); r.StatusCode != http.StatusBadRequest ||
+			!strings.Contains(body, "https://") || !strings.Contains(body, `id="new-upstream"`) {
+			t.Fatalf("a bad registration: %d\n%.3000s", r.StatusCode, body)
+		}
+		bad = url.Values{"csrf_token": form["csrf_token"], "dataset_id": {"ga-live"}, "base_url": {upstream.URL}, "timeout": {"soon"}}
+		if r, body := postForm(t, gaAdminBrowser, n.URL, "/console/datasets/upstream", bad); r.StatusCode != http.StatusBadRequest ||
+			!strings.Contains(body, "秒") || !strings.Contains(body, `id="upstream"`) {
+			t.Fatalf("a bad change: %d\n%.3000s", r.StatusCode, body)
+		}
+
 		// --- the citizen sees who read their data ---
 		c := client(t)
 		if got := registerVerified(t, n, c, "13812340321", "郭汾阳", seq); got != number {
@@ -308,9 +382,10 @@ func TestExchangeEndToEnd(t *testing.T) {
 		if strings.Contains(page, number) {
 			t.Error("the reads page shows the ID number")
 		}
-		// One read (the lookup); the refused and out-of-scope calls returned nothing of theirs.
-		if k := strings.Count(page, "<td>"+purpose+"</td>"); k != 1 {
-			t.Errorf("%d reads listed, want 1\n%.3000s", k, page)
+		// Two reads (the lookup and the extract); the refused and out-of-scope calls returned
+		// nothing of theirs.
+		if k := strings.Count(page, "<td>"+purpose+"</td>"); k != 2 || !strings.Contains(page, "批量导出") {
+			t.Errorf("%d reads listed, want 2 (a lookup and an extract)\n%.3000s", k, page)
 		}
 		// Someone else sees none of it.
 		other := client(t)

@@ -1,7 +1,9 @@
 package app
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -10,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/dgov/dgov/internal/baselib"
 	"github.com/dgov/dgov/internal/catalog"
@@ -27,6 +32,21 @@ var findingRowRE = regexp.MustCompile(`<td class="row-no">(\d+)</td>`)
 func TestConsoleQuality(t *testing.T) {
 	eachDB(t, func(t *testing.T, n *node) {
 		ctx := t.Context()
+		// The node's first quality sweep has run (on an empty catalogue), so no check runs
+		// before the officer presses the button below; the next comes in a minute.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			list, err := n.queue.River().JobList(ctx, river.NewJobListParams().Kinds(quality.SweepArgs{}.Kind()).
+				States(rivertype.JobStateCompleted).First(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list.Jobs) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no quality sweep at start")
+			}
+		}
 		admin, _ := n.Org.Subject(ctx, adminID(t, n))
 		mz, err := n.Org.CreateDepartment(ctx, admin, org.DepartmentInput{DivisionCode: "140100", Code: "mz", Name: "太原市民政局", Kind: "民政"})
 		if err != nil {
@@ -91,7 +111,7 @@ func TestConsoleQuality(t *testing.T) {
 			{DatasetID: "mz-dibao", Kind: quality.Format, Column: "身份证号", Format: quality.FormatResidentID},
 			{DatasetID: "mz-dibao", Kind: quality.Uniqueness, Column: "身份证号"},
 		} {
-			if _, err := n.Quality.AddRule(ctx, officer.ID, r); err != nil {
+			if _, err := n.Quality.AddRule(ctx, officer, r); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -146,6 +166,68 @@ func TestConsoleQuality(t *testing.T) {
 		}
 		if r, _ := postForm(t, other, n.URL, "/console/quality/datasets/mz-dibao/run", url.Values{"csrf_token": {csrfFrom(t, page)}}); r.StatusCode != http.StatusForbidden {
 			t.Fatalf("another city ran the check: %d", r.StatusCode)
+		}
+
+		// --- the same over the JSON API, with the console session, authorized alike ---
+		r, js := get(t, browser, n.URL+"/api/v1/quality/datasets/mz-dibao/report")
+		var rep quality.Report
+		if err := json.Unmarshal([]byte(js), &rep); r.StatusCode != http.StatusOK || err != nil || !reflect.DeepEqual(rep.BadRowNumbers(), want) {
+			t.Fatalf("API report: %d %v %v\n%.2000s", r.StatusCode, err, rep.BadRowNumbers(), js)
+		}
+		if r, _ := get(t, other, n.URL+"/api/v1/quality/datasets/mz-dibao/report"); r.StatusCode != http.StatusForbidden {
+			t.Fatalf("another city read the report over the API: %d", r.StatusCode)
+		}
+		_, page = get(t, browser, n.URL+"/console/quality")
+		put := func(c *http.Client, body string) (*http.Response, string) {
+			req, _ := http.NewRequest("PUT", n.URL+"/api/v1/quality/datasets/mz-dibao/rules", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Origin", n.URL)
+			req.Header.Set("X-CSRF-Token", csrfFrom(t, page))
+			res, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(res.Body)
+			return res, string(b)
+		}
+		// Without the duplicate check, row 13 (a repeat) is no longer a fault.
+		if r, body := put(browser, `{"rules": [{"kind": "completeness", "column": "姓名"}, {"kind": "format", "column": "身份证号", "format": "resident_id"},
+			{"kind": "reference", "column": "身份证号", "library": "population"}]}`); r.StatusCode != http.StatusOK || !strings.Contains(body, `"library":"population"`) {
+			t.Fatalf("set rules: %d\n%.2000s", r.StatusCode, body)
+		}
+		if r, _ := put(other, `{"rules": []}`); r.StatusCode != http.StatusForbidden {
+			t.Fatalf("another city set the rules: %d", r.StatusCode)
+		}
+
+		// --- the job queue checks a new load by itself ---
+		if _, err := n.Datasets.Load(ctx, "mz-dibao", schema, dataset.Source{Name: "dibao.csv",
+			Reader: strings.NewReader("身份证号,姓名\n" + strings.Join(lines, "\n") + "\n")}, dataset.LoadOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// The sweep runs every minute; queue one now rather than wait, and again while none has
+		// seen the load (a sweep already running when the load completed is one that has not).
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			rep, err := n.Quality.ReportFor(ctx, "mz-dibao", 0)
+			if err == nil && rep.Version == 2 {
+				if got, want := rep.BadRowNumbers(), []int64{want[0], want[1], want[3]}; !reflect.DeepEqual(got, want) {
+					t.Fatalf("checked by the queue: rows %v, want %v", got, want)
+				}
+				break
+			}
+			if _, err := n.queue.Insert(ctx, quality.SweepArgs{}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if time.Now().After(deadline) {
+				if list, lerr := n.queue.River().JobList(ctx, river.NewJobListParams().First(20)); lerr == nil {
+					for _, j := range list.Jobs {
+						t.Logf("job %d %s %s attempt %d errors %v", j.ID, j.Kind, j.State, j.Attempt, j.Errors)
+					}
+				}
+				t.Fatalf("no report of version 2 after 30 s: version %d %v", rep.Version, err)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	})
 }

@@ -88,7 +88,8 @@ func (a *App) Handler() (*Server, error) {
 	if sink, ok := a.SMS.(*identity.SinkGateway); ok {
 		accounts.Sink = sink
 	}
-	apiv1 := &api.API{Org: a.Org, Audit: a.Audit, Keys: a.Keys, Policy: a.Policy, NodeDivision: a.Cfg.NodeDivision, Version: Version}
+	apiv1 := &api.API{Org: a.Org, Audit: a.Audit, Keys: a.Keys, Policy: a.Policy, NodeDivision: a.Cfg.NodeDivision, Version: Version,
+		Quality: a.Quality}
 
 	mux := http.NewServeMux()
 	if c := a.Cfg; c.FederationIssuer != "" {
@@ -108,6 +109,7 @@ func (a *App) Handler() (*Server, error) {
 	(&portal.Reads{Accounts: accounts, Exchange: a.Exchange}).Routes(mux) // who read my data
 	con.Routes(mux)
 	con.QualityRoutes(mux, a.Quality)
+	con.UpstreamRoutes(mux) // datasets served from a provider's own API
 	apiv1.Routes(mux)
 	mux.Handle("/oidc/", a.IdP.Handler())
 	gateway, err := a.exchangeGateway()
@@ -266,11 +268,14 @@ func (a *App) startJobs(ctx context.Context) error {
 		_, err := sessions.DeleteExpired(ctx)
 		return err
 	}))
-	q, err := jobs.New(a.DB, jobs.Config{Workers: workers, Logger: a.Log, Periodic: []*jobs.PeriodicJob{
+	periodic := []*jobs.PeriodicJob{
 		jobs.Every(a.Cfg.AuditCheckpointInterval, false, func() (jobs.JobArgs, *jobs.InsertOpts) { return checkpointArgs{}, nil }),
 		jobs.Every(10*time.Minute, true, func() (jobs.JobArgs, *jobs.InsertOpts) { return sessionSweepArgs{}, nil }),
 		jobs.Every(10*time.Minute, false, func() (jobs.JobArgs, *jobs.InsertOpts) { return oidcSweepArgs{}, nil }),
-	}})
+	}
+	periodic = append(periodic, a.qualityJobs(workers)...)
+	periodic = append(periodic, a.exchangeJobs(workers)...)
+	q, err := jobs.New(a.DB, jobs.Config{Workers: workers, Logger: a.Log, Periodic: periodic})
 	if err != nil {
 		return err
 	}

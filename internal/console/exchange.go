@@ -19,7 +19,8 @@ import (
 // purpose) and follows its requests; the provider answers what is addressed to it — approving
 // some or all items within a row scope, or refusing with reasons — before the deadline;
 // grants are bound to the consumer's system client; each department's responsibility list
-// (责任清单) shows what it owes whom, overdue first.
+// (责任清单) shows what it owes whom, overdue first; bulk extracts are listed with the
+// department's requests and under each grant (status, rows, file digest, expiry).
 
 var exchangeTitle = i18n.T("共享交换", "Data sharing")
 
@@ -34,6 +35,9 @@ type exchangeData struct {
 	CanBind   bool
 	Clients   []idp.Client // the department's system clients, for binding
 	Overdue   int          // pending requests addressed to the department past their deadline
+	// Extracts are the bulk file extracts the department's systems asked for, newest first.
+	Extracts      []exchange.Extract
+	ExtractStatus map[exchange.ExtractStatus]i18n.Text
 }
 
 // requestRow is one of the department's own requests, with its grant once approved.
@@ -43,7 +47,7 @@ type requestRow struct {
 }
 
 func (c *Console) exchangeData(ctx context.Context, sub authz.Subject) (exchangeData, error) {
-	d := exchangeData{Dept: sub.Dept, Status: exchange.StatusNames,
+	d := exchangeData{Dept: sub.Dept, Status: exchange.StatusNames, ExtractStatus: exchange.ExtractStatusNames,
 		CanApply:  sub.Dept != "" && c.Policy.Allowed(sub, exchange.PermApply, sub.Division),
 		CanDecide: sub.Dept != "" && c.Policy.Allowed(sub, exchange.PermDecide, sub.Division),
 		CanBind:   sub.Dept != "" && c.Policy.Allowed(sub, exchange.PermBind, sub.Division)}
@@ -68,6 +72,9 @@ func (c *Console) exchangeData(ctx context.Context, sub authz.Subject) (exchange
 		d.Mine = append(d.Mine, row)
 	}
 	if d.Pending, err = c.Exchange.Pending(ctx, sub, sub.Dept); err != nil {
+		return d, err
+	}
+	if d.Extracts, err = c.Exchange.Extracts(ctx, sub, exchange.ExtractFilter{ConsumerDeptID: sub.Dept, Limit: 20}); err != nil {
 		return d, err
 	}
 	for _, r := range d.Pending {
@@ -182,6 +189,9 @@ type sharingRequestData struct {
 	RowScope    string // the default row scope of a grant (the consumer's division; "" = every row)
 	Approve     []string
 	Reason      string
+	// Extracts under the grant, for both departments to see what left in bulk.
+	Extracts      []exchange.Extract
+	ExtractStatus map[exchange.ExtractStatus]i18n.Text
 }
 
 func (c *Console) sharingRequestData(ctx context.Context, sub authz.Subject, id string) (sharingRequestData, error) {
@@ -189,13 +199,17 @@ func (c *Console) sharingRequestData(ctx context.Context, sub authz.Subject, id 
 	if err != nil {
 		return sharingRequestData{}, err
 	}
-	d := sharingRequestData{Request: req, Status: exchange.StatusNames, Approve: req.Fields, RowScope: defaultRowScope(req.ConsumerDivision)}
+	d := sharingRequestData{Request: req, Status: exchange.StatusNames, Approve: req.Fields, RowScope: defaultRowScope(req.ConsumerDivision),
+		ExtractStatus: exchange.ExtractStatusNames}
 	pending := req.Status == exchange.StatusPending
 	d.CanDecide = pending && sub.Dept == req.ProviderDeptID && c.Policy.Allowed(sub, exchange.PermDecide, req.ProviderDivision)
 	d.CanWithdraw = pending && sub.Dept == req.ConsumerDeptID && c.Policy.Allowed(sub, exchange.PermApply, sub.Division)
 	if req.Status == exchange.StatusApproved {
 		if g, err := c.Exchange.GrantOf(ctx, sub, req.ID); err == nil {
 			d.Grant = &g
+			if d.Extracts, err = c.Exchange.Extracts(ctx, sub, exchange.ExtractFilter{GrantID: g.ID, Limit: 20}); err != nil {
+				return d, err
+			}
 		}
 		d.CanBind = sub.Dept == req.ConsumerDeptID && c.Policy.Allowed(sub, exchange.PermBind, req.ConsumerDivision)
 		d.CanRevoke = sub.Dept == req.ProviderDeptID && c.Policy.Allowed(sub, exchange.PermDecide, req.ProviderDivision)

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dgov/dgov/internal/catalog"
 	"github.com/dgov/dgov/internal/org"
 	"github.com/dgov/dgov/internal/platform/authz"
 	"github.com/dgov/dgov/internal/platform/httpx"
@@ -16,9 +15,9 @@ import (
 )
 
 // Data quality pages (D5): a summary per department or division, and per dataset the latest
-// report with its findings, the rules and a "run now" button. Who may see a dataset's report
-// is decided by the division of the catalogue resource it is attached to: catalog.PermRead
-// there to read, catalog.PermEdit to attach, run and change rules.
+// report with its findings, the rules and a "run now" button. quality.Access authorizes, as it
+// does for the API: by the division of the catalogue resource a dataset is attached to,
+// catalog.PermRead there to read, catalog.PermEdit to attach, run and change rules.
 
 var (
 	qualityTitle       = i18n.T("数据质量", "Data quality")
@@ -28,12 +27,12 @@ var (
 // qualityPages serves the pages with the quality service.
 type qualityPages struct {
 	c *Console
-	q *quality.Service
+	q quality.Access
 }
 
 // QualityRoutes registers the data quality pages.
 func (c *Console) QualityRoutes(mux *http.ServeMux, q *quality.Service) {
-	p := &qualityPages{c: c, q: q}
+	p := &qualityPages{c: c, q: quality.Access{Service: q, Policy: c.Policy}}
 	mux.Handle("GET /console/quality", c.staffOnly(p.summaryPage))
 	mux.Handle("POST /console/quality/attach", c.staffOnly(p.attach))
 	mux.Handle("GET /console/quality/datasets/{id}", c.staffOnly(p.reportPage))
@@ -57,7 +56,7 @@ func (p *qualityPages) summaryData(r *http.Request, sub authz.Subject) (*quality
 	if d.Division == "" {
 		d.Division = sub.Division
 	}
-	d.CanAttach = p.c.Policy.Allowed(sub, catalog.PermEdit, sub.Division)
+	d.CanAttach = p.c.Policy.Allowed(sub, quality.PermEdit, sub.Division)
 	d.Departments, _ = p.c.Org.ListDepartments(ctx, sub, org.DepartmentFilter{Division: sub.Division, IncludeSub: true, Limit: 1000})
 	scope := quality.Scope{Division: d.Division}
 	if d.DeptID != "" {
@@ -65,26 +64,15 @@ func (p *qualityPages) summaryData(r *http.Request, sub authz.Subject) (*quality
 		if err != nil {
 			return d, err
 		}
-		scope = quality.Scope{DeptID: dep.ID}
+		scope = quality.Scope{DeptID: dep.ID, Division: dep.DivisionCode}
 		d.Division = dep.DivisionCode
 	}
-	if !p.c.Policy.Allowed(sub, catalog.PermRead, d.Division) {
-		return d, i18n.ErrForbidden
-	}
 	var err error
-	if d.Summary, err = p.q.DepartmentReport(ctx, scope); err != nil {
+	if d.Summary, err = p.q.Summary(ctx, sub, scope); err != nil {
 		return d, err
 	}
-	ts, err := p.q.Targets(ctx)
-	if err != nil {
-		return d, err
-	}
-	for _, t := range ts {
-		if p.c.Policy.Allowed(sub, catalog.PermRead, t.DivisionCode) {
-			d.Targets = append(d.Targets, t)
-		}
-	}
-	return d, nil
+	d.Targets, err = p.q.Targets(ctx, sub)
+	return d, err
 }
 
 func (p *qualityPages) summaryPage(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
@@ -110,10 +98,7 @@ func (p *qualityPages) attach(w http.ResponseWriter, r *http.Request, sub authz.
 			}
 			return err
 		}
-		if err := p.c.Policy.Authorize(sub, catalog.PermEdit, res.DivisionCode); err != nil {
-			return err
-		}
-		_, err = p.q.Attach(ctx, datasetID, res)
+		_, err = p.q.Attach(ctx, sub, datasetID, res)
 		return err
 	}()
 	if err != nil {
@@ -139,34 +124,22 @@ type qualityReportData struct {
 	Rule    quality.Rule // the add-rule form as typed
 }
 
-// target reads the dataset's target and checks perm in its division.
-func (p *qualityPages) target(r *http.Request, sub authz.Subject, perm authz.Permission) (*quality.Target, error) {
-	t, err := p.q.Target(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return nil, err
-	}
-	if err := p.c.Policy.Authorize(sub, perm, t.DivisionCode); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
-
 func (p *qualityPages) reportData(r *http.Request, sub authz.Subject) (*qualityReportData, error) {
-	t, err := p.target(r, sub, catalog.PermRead)
+	t, err := p.q.Target(r.Context(), sub, r.PathValue("id"), quality.PermRead)
 	if err != nil {
 		return nil, err
 	}
-	d := &qualityReportData{Target: t, CanEdit: p.c.Policy.Allowed(sub, catalog.PermEdit, t.DivisionCode),
+	d := &qualityReportData{Target: t, CanEdit: p.c.Policy.Allowed(sub, quality.PermEdit, t.DivisionCode),
 		Kinds:   []quality.Kind{quality.Completeness, quality.Format, quality.Uniqueness, quality.Reference, quality.Timeliness},
 		Formats: []string{quality.FormatResidentID, quality.FormatCreditCode, quality.FormatDivision, quality.FormatMobile, quality.FormatDate, quality.FormatRegex}}
-	rep, err := p.q.ReportFor(r.Context(), t.DatasetID, 0)
+	rep, err := p.q.Report(r.Context(), sub, t.DatasetID, 0)
 	switch {
 	case err == nil:
 		d.Report = &rep
 	case !errors.Is(err, quality.ErrNoReport):
 		return nil, err
 	}
-	if d.Rules, err = p.q.Rules(r.Context(), t.DatasetID); err != nil {
+	if d.Rules, err = p.q.Rules(r.Context(), sub, t.DatasetID); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -183,19 +156,16 @@ func (p *qualityPages) reportPage(w http.ResponseWriter, r *http.Request, sub au
 
 // run checks the dataset now and shows the new report.
 func (p *qualityPages) run(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
-	t, err := p.target(r, sub, catalog.PermEdit)
-	if err == nil {
-		_, err = p.q.Run(r.Context(), t.DatasetID)
-	}
-	if err != nil {
+	id := r.PathValue("id")
+	if _, err := p.q.Run(r.Context(), sub, id); err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/console/quality/datasets/"+url.PathEscape(t.DatasetID)+"?ok=1", http.StatusSeeOther)
+	http.Redirect(w, r, "/console/quality/datasets/"+url.PathEscape(id)+"?ok=1", http.StatusSeeOther)
 }
 
 func (p *qualityPages) addRule(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
-	t, err := p.target(r, sub, catalog.PermEdit)
+	t, err := p.q.Target(r.Context(), sub, r.PathValue("id"), quality.PermEdit)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -203,7 +173,7 @@ func (p *qualityPages) addRule(w http.ResponseWriter, r *http.Request, sub authz
 	grace, _ := strconv.Atoi(strings.TrimSpace(r.PostFormValue("grace_hours")))
 	rule := quality.Rule{DatasetID: t.DatasetID, Kind: quality.Kind(r.PostFormValue("kind")), Column: r.PostFormValue("column"),
 		Format: r.PostFormValue("format"), Pattern: r.PostFormValue("pattern"), Library: r.PostFormValue("library"), GraceHours: grace}
-	if _, err := p.q.AddRule(r.Context(), sub.ID, rule); err != nil {
+	if _, err := p.q.AddRule(r.Context(), sub, rule); err != nil {
 		d, derr := p.reportData(r, sub)
 		if derr != nil {
 			httpx.WriteError(w, r, derr)
@@ -217,13 +187,10 @@ func (p *qualityPages) addRule(w http.ResponseWriter, r *http.Request, sub authz
 }
 
 func (p *qualityPages) deleteRule(w http.ResponseWriter, r *http.Request, sub authz.Subject) {
-	t, err := p.target(r, sub, catalog.PermEdit)
-	if err == nil {
-		err = p.q.DeleteRule(r.Context(), t.DatasetID, r.PathValue("rule"))
-	}
-	if err != nil {
+	id := r.PathValue("id")
+	if err := p.q.DeleteRule(r.Context(), sub, id, r.PathValue("rule")); err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/console/quality/datasets/"+url.PathEscape(t.DatasetID)+"?ok=1", http.StatusSeeOther)
+	http.Redirect(w, r, "/console/quality/datasets/"+url.PathEscape(id)+"?ok=1", http.StatusSeeOther)
 }

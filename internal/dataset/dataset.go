@@ -1,6 +1,7 @@
 // Package dataset holds tabular datasets behind catalog resources (D2): rows with a declared
-// schema, loaded from CSV, Excel (.xlsx) or JSON files, looked up by key and queried by
-// exact match.
+// schema, loaded from CSV, Excel (.xlsx) or JSON files — or served live from a registered
+// upstream API of the providing department (upstream.go) — looked up by key, queried by exact
+// match within a row scope (a division, through an index), and scanned whole for bulk extracts.
 //
 // A load streams the file: records are read, validated against the schema and written in
 // batches of a few thousand rows, each its own transaction, into a new version of the
@@ -90,6 +91,7 @@ type Service struct {
 	now        func() time.Time
 	keep       int
 	staleAfter time.Duration
+	http       *http.Client
 }
 
 // Options tune New.
@@ -102,12 +104,19 @@ type Options struct {
 	// StaleAfter: a loading version whose heartbeat (one per batch) is older than this was
 	// abandoned by a process that died; the next load fails it and proceeds. Default 10 min.
 	StaleAfter time.Duration
+	// HTTPClient calls upstream APIs (RegisterUpstream); default a client that follows no
+	// redirects (an upstream answers where it was registered, or fails).
+	HTTPClient *http.Client
 }
 
 // New returns the dataset service on d, sealing sensitive values with fc.
 func New(d *db.DB, fc *crypto.FieldCipher, opts ...Options) *Service {
-	s := &Service{d: d, fc: fc, now: time.Now, keep: 1, staleAfter: 10 * time.Minute}
+	s := &Service{d: d, fc: fc, now: time.Now, keep: 1, staleAfter: 10 * time.Minute,
+		http: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	for _, o := range opts {
+		if o.HTTPClient != nil {
+			s.http = o.HTTPClient
+		}
 		if o.Now != nil {
 			s.now = o.Now
 		}
@@ -129,6 +138,11 @@ type Row struct {
 	No     int64             `json:"no"`   // 1, 2, 3 … within the version
 	Line   int64             `json:"line"` // where it started in the source file
 	Values map[string]string `json:"values"`
+	// Subject is what QueryOptions.Subject made of the row's resident ID key: kept inside the
+	// node (the access log), never encoded for a consumer.
+	Subject string `json:"-"`
+
+	division string // the indexed division, Scan's position
 }
 
 // Version describes one load of a dataset; while it is loading, RowsOK, RowsRejected and

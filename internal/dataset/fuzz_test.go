@@ -142,3 +142,80 @@ func FuzzValue(f *testing.F) {
 		}
 	})
 }
+
+// FuzzUpstreamAnswer: whatever an upstream API answers, reading it never panics, every
+// refusal is a bilingual 502, and every accepted record's values are what the schema's
+// normalisation makes of them (so an upstream cannot pass off an unchecked value).
+func FuzzUpstreamAnswer(f *testing.F) {
+	id := ids.MakeResident("140105", time.Date(1985, 6, 15, 0, 0, 0, 0, time.UTC), 123, true)
+	f.Add([]byte(`{"data":{"id":"`+id+`","名称":"张三","n":12,"b":true,"div":"140105"}}`), false)
+	f.Add([]byte(`{"rows":[{"id":"`+id+`","n":1.5e3},{"id":null}]}`), true)
+	f.Add([]byte(`[{"id":"`+id+`","名称":{"a":1}}]`), true)
+	f.Add([]byte(`{"record":[1]}`), false)
+	f.Add([]byte(`[] []`), true)
+	f.Add([]byte(`{"id":"`+id+`","fen":"￥1,234.5","dt":"2024-03-01 08:00"}`), false)
+	n := normalizer{now: func() time.Time { return fuzzNow }}
+	u := &Upstream{Fields: map[string]string{"名称": "mc"}}
+	f.Fuzz(func(t *testing.T, body []byte, many bool) {
+		recs, err := parseUpstream(body, many)
+		if err != nil {
+			bilingual(t, "parse", err)
+			if e, _ := i18n.As(err); e.HTTPStatus() != 502 {
+				t.Fatalf("parse refusal with status %d", e.HTTPStatus())
+			}
+			return
+		}
+		if !many && len(recs) != 1 {
+			t.Fatalf("%d records for a lookup", len(recs))
+		}
+		for _, rec := range recs {
+			vals, err := n.upstreamValues(fuzzSchema, u, rec)
+			if err != nil {
+				bilingual(t, "values", err)
+				if e, _ := i18n.As(err); e.HTTPStatus() != 502 {
+					t.Fatalf("value refusal with status %d", e.HTTPStatus())
+				}
+				continue
+			}
+			for name, v := range vals {
+				c := fuzzSchema.Columns[fuzzSchema.column(name)]
+				if c.Type == Fen {
+					continue // stored as fen, given as yuan
+				}
+				if again, err := n.value(&c, v); err != nil || again != v {
+					t.Fatalf("column %s: %q is not a normalised value (%q, %v)", name, v, again, err)
+				}
+			}
+		}
+	})
+}
+
+// FuzzDivisionRange: a row scope's SQL range [lo, hi) holds exactly the digit codes that
+// start with its prefix (the rule InScope applies), and the scope itself.
+func FuzzDivisionRange(f *testing.F) {
+	for _, s := range []string{"140000", "140100", "140105", "140105001", "149900", "999999", "14010", "1401050011", "x40000"} {
+		f.Add(s, "140105001")
+	}
+	f.Fuzz(func(t *testing.T, scope, code string) {
+		lo, hi, err := divisionRange(scope)
+		if err != nil {
+			bilingual(t, "range", err)
+			if InScope(scope, code) {
+				t.Fatalf("a malformed scope %q holds %q", scope, code)
+			}
+			return
+		}
+		if !(lo < hi) || !strings.HasPrefix(strings.TrimSpace(scope), lo) {
+			t.Fatalf("scope %q: range [%q, %q)", scope, lo, hi)
+		}
+		if !InScope(scope, strings.TrimSpace(scope)) {
+			t.Fatalf("scope %q does not hold itself", scope)
+		}
+		if code == "" || !digits(code) {
+			return
+		}
+		if inRange := code >= lo && code < hi; inRange != InScope(scope, code) {
+			t.Fatalf("scope %q, code %q: the range [%q, %q) says %v", scope, code, lo, hi, inRange)
+		}
+	})
+}

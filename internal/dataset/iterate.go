@@ -22,6 +22,9 @@ func (s *Service) Each(ctx context.Context, datasetID string, version int, fn fu
 	if err != nil {
 		return err
 	}
+	if v.Format == UpstreamAPI {
+		return ErrUpstreamWalk
+	}
 	after := int64(0)
 	for {
 		page, err := s.page(ctx, v, after)

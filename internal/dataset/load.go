@@ -284,6 +284,9 @@ func (s *Service) cleanup(ctx context.Context, id string) error {
 			if _, err := tx.Exec(ctx, `DELETE FROM dataset_rejects WHERE dataset_id = ? AND version = ?`, id, v); err != nil {
 				return err
 			}
+			if _, err := tx.Exec(ctx, `DELETE FROM dataset_upstreams WHERE dataset_id = ? AND version = ?`, id, v); err != nil {
+				return err
+			}
 			_, err := tx.Exec(ctx, `DELETE FROM dataset_versions WHERE dataset_id = ? AND version = ? AND status IN ('superseded', 'failed')`, id, v)
 			return err
 		})
@@ -313,11 +316,13 @@ type loader struct {
 	seed   maphash.Seed
 	unique []map[uint64]int64 // by schema column; nil where the column is not unique
 	keyCol int
+	divCol int // Schema.DivisionColumn, -1 when the rows are not divisional
 }
 
 type rowOut struct {
 	no, line int64
 	key      sql.NullString
+	division sql.NullString
 	data     string
 }
 
@@ -380,6 +385,10 @@ func (l *loader) prepare() {
 	if l.schema.Key != "" {
 		l.keyCol = l.schema.column(l.schema.Key)
 	}
+	l.divCol = -1
+	if d := l.schema.DivisionColumn(); d != "" {
+		l.divCol = l.schema.column(d)
+	}
 }
 
 func (l *loader) read(ctx context.Context, recs records, cnt *counter, ch chan<- *batch) error {
@@ -439,6 +448,9 @@ func (l *loader) read(ctx context.Context, recs records, cnt *counter, ch chan<-
 		row.data = string(buf)
 		if l.keyCol >= 0 {
 			row.key = sql.NullString{String: l.keyIndex(values[l.keyCol]), Valid: true}
+		}
+		if l.divCol >= 0 && values[l.divCol] != "" {
+			row.division = sql.NullString{String: values[l.divCol], Valid: true}
 		}
 		b.rows = append(b.rows, row)
 		if len(b.rows) >= l.opts.BatchSize || len(b.rejects) >= l.opts.BatchSize {
@@ -577,23 +589,23 @@ func (l *loader) write(ctx context.Context, cancel context.CancelCauseFunc, ch <
 	return werr
 }
 
-const rowsPerInsert = 500 // 3,000 parameters: within both databases' limits, few round trips
+const rowsPerInsert = 500 // 3,500 parameters: within both databases' limits, few round trips
 
 func (l *loader) commit(ctx context.Context, b *batch, stmts map[int]string) error {
 	d := l.s.d
 	now := l.s.clock()
 	return d.InTx(ctx, func(tx *db.Tx) error {
-		args := make([]any, 0, 6*min(len(b.rows), rowsPerInsert))
+		args := make([]any, 0, 7*min(len(b.rows), rowsPerInsert))
 		for i := 0; i < len(b.rows); i += rowsPerInsert {
 			part := b.rows[i:min(i+rowsPerInsert, len(b.rows))]
 			q, ok := stmts[len(part)]
 			if !ok {
-				q = d.Rebind(multiInsert(`INSERT INTO dataset_rows (dataset_id, version, row_no, line, key_idx, data) VALUES `, 6, len(part)))
+				q = d.Rebind(multiInsert(`INSERT INTO dataset_rows (dataset_id, version, row_no, line, key_idx, division, data) VALUES `, 7, len(part)))
 				stmts[len(part)] = q
 			}
 			args = args[:0]
 			for _, r := range part {
-				args = append(args, l.id, l.version, r.no, r.line, r.key, r.data)
+				args = append(args, l.id, l.version, r.no, r.line, r.key, r.division, r.data)
 			}
 			if _, err := tx.Tx.ExecContext(ctx, q, args...); err != nil {
 				return fmt.Errorf("insert rows: %w", err)

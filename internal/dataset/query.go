@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/dgov/dgov/internal/platform/db"
 	"github.com/dgov/dgov/internal/platform/i18n"
@@ -118,6 +117,9 @@ func (s *Service) Lookup(ctx context.Context, datasetID, key string) (Row, error
 	if ierr != nil {
 		return Row{}, ierr.WithField("key")
 	}
+	if v.Format == UpstreamAPI {
+		return s.upstreamLookup(ctx, v, &col, norm)
+	}
 	var r Row
 	var data string
 	err = s.d.QueryRow(ctx, `SELECT row_no, line, data FROM dataset_rows WHERE dataset_id = ? AND version = ? AND key_idx = ?`,
@@ -137,77 +139,15 @@ func (s *Service) Lookup(ctx context.Context, datasetID, key string) (Row, error
 	return r, nil
 }
 
-// MaxQueryLimit caps one page of Query.
+// MaxQueryLimit caps one page of Query and Select.
 const MaxQueryLimit = 1000
 
 // Query returns rows of the active version whose columns equal the filter's values (after
 // each column type's normalisation; an empty value matches an empty cell), in row order.
 // Sensitive columns cannot be filtered on, and their values come back masked. limit 0 means
-// 50.
+// 50. It is Select without a row scope.
 func (s *Service) Query(ctx context.Context, datasetID string, filter map[string]string, limit, offset int) ([]Row, error) {
-	v, err := s.Active(ctx, datasetID)
-	if err != nil {
-		return nil, err
-	}
-	if limit <= 0 {
-		limit = 50
-	}
-	limit = min(limit, MaxQueryLimit)
-	offset = max(offset, 0)
-	q := `SELECT row_no, line, data FROM dataset_rows WHERE dataset_id = ? AND version = ?`
-	args := []any{datasetID, v.Version}
-	names := make([]string, 0, len(filter))
-	for n := range filter {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	norm := normalizer{now: s.now}
-	for _, n := range names {
-		i := v.Schema.column(n)
-		if i < 0 {
-			return nil, i18n.Errorf(400, ErrFilter.Code, "数据集没有名为“%s”的列", "the dataset has no column %q", clip(n)).WithField(n)
-		}
-		c := v.Schema.Columns[i]
-		if c.Sensitive {
-			return nil, i18n.Errorf(400, ErrFilter.Code, "列“%s”是敏感字段，不能作为查询条件", "column %q is sensitive and cannot be filtered on", n).WithField(n)
-		}
-		c.Required = false
-		val, ierr := norm.value(&c, filter[n])
-		if ierr != nil {
-			return nil, ierr.WithField(n)
-		}
-		expr, arg := jsonField(s.d.Dialect, n)
-		if val == "" {
-			q += ` AND ` + expr + ` IS NULL`
-			args = append(args, arg)
-			continue
-		}
-		q += ` AND ` + expr + ` = ?`
-		args = append(args, arg, val)
-	}
-	q += ` ORDER BY row_no LIMIT ? OFFSET ?`
-	args = append(args, limit, offset)
-	rows, err := s.d.Query(ctx, q, args...)
-	if err != nil {
-		return nil, internal("query", err)
-	}
-	defer rows.Close()
-	out := []Row{}
-	for rows.Next() {
-		var r Row
-		var data string
-		if err := rows.Scan(&r.No, &r.Line, &data); err != nil {
-			return nil, internal("query", err)
-		}
-		if r.Values, err = s.decode(v, r.No, data, true); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, internal("query", err)
-	}
-	return out, nil
+	return s.Select(ctx, datasetID, QueryOptions{Filter: filter, Limit: limit, Offset: offset})
 }
 
 // jsonField is the SQL expression (and its argument) for the text of member name of the

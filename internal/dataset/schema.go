@@ -58,6 +58,24 @@ type Schema struct {
 	// Key names the lookup column (e.g. 身份证号); it is implicitly required and unique.
 	// Empty: the dataset has no key and Lookup is not available.
 	Key string `json:"key,omitempty"`
+	// Division names the column (of type division, not sensitive) that row scopes apply to;
+	// its values are indexed, so a county's rows are found without reading the province's.
+	// Empty: the first such column, if any (DivisionColumn).
+	Division string `json:"division,omitempty"`
+}
+
+// DivisionColumn is the column row scopes apply to (Schema.Division, or the first column of
+// type division that is not sensitive), or "" when the rows are not divisional.
+func (s Schema) DivisionColumn() string {
+	if s.Division != "" {
+		return s.Division
+	}
+	for _, c := range s.Columns {
+		if c.Type == Division && !c.Sensitive {
+			return c.Name
+		}
+	}
+	return ""
 }
 
 // Limits of a schema and its values.
@@ -101,6 +119,12 @@ func (s Schema) Validate() error {
 	}
 	if s.Key != "" && !seen[s.Key] {
 		return schemaErr(fmt.Sprintf("主键列“%s”不在列中", s.Key), fmt.Sprintf("key column %q is not one of the columns", s.Key))
+	}
+	if s.Division != "" {
+		if i := s.column(s.Division); i < 0 || s.Columns[i].Type != Division || s.Columns[i].Sensitive {
+			return schemaErr(fmt.Sprintf("行政区划列“%s”须为非敏感的行政区划类型列", s.Division),
+				fmt.Sprintf("division column %q must be a column of type division that is not sensitive", s.Division))
+		}
 	}
 	return nil
 }

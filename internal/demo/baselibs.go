@@ -16,6 +16,7 @@ import (
 	"github.com/dgov/dgov/internal/org/divisions"
 	"github.com/dgov/dgov/internal/platform/authz"
 	"github.com/dgov/dgov/internal/platform/i18n"
+	"github.com/dgov/dgov/internal/quality"
 )
 
 // The six base libraries (D2) as catalogue resources with datasets behind them.
@@ -62,6 +63,10 @@ type BaseLibDeps struct {
 	Catalog  *catalog.Service
 	Datasets *dataset.Service
 	Exchange *exchange.Service
+	// Quality, when set, gets every library attached to its resource for the quality reports,
+	// and the data-quality demo (quality.go: 太原市民政局's subsistence-allowance roll with
+	// nine seeded bad rows, checked at once).
+	Quality *quality.Service
 }
 
 // BaseLibOptions choose what LoadBaseLibraries generates. Seed, Residents and Enterprises
@@ -76,10 +81,12 @@ type BaseLibOptions struct {
 }
 
 // BaseLibSummary reports what LoadBaseLibraries did per dataset id: rows loaded now, or
-// skipped because the library was already registered and loaded.
+// skipped because the library was already registered and loaded. Quality is the quality
+// demo's first report and seeded faults, when it was loaded now.
 type BaseLibSummary struct {
 	Loaded  map[string]int64
 	Skipped []string
+	Quality *QualityDemo
 }
 
 // baseLibrary is one library: its catalogue draft, dataset schema and rows.
@@ -129,7 +136,7 @@ func LoadBaseLibraries(ctx context.Context, deps BaseLibDeps, opts BaseLibOption
 		if err != nil {
 			return sum, err
 		}
-		res, fresh, err := publishLibrary(ctx, deps.Catalog, officer, reviewer, lib)
+		res, fresh, err := publish(ctx, deps.Catalog, officer, reviewer, "140000", lib.draft)
 		if err != nil {
 			return sum, fmt.Errorf("demo: %s: %w", lib.draft.Name, err)
 		}
@@ -162,6 +169,19 @@ func LoadBaseLibraries(ctx context.Context, deps BaseLibDeps, opts BaseLibOption
 		if _, err := deps.Exchange.Attach(ctx, officer, res.ID, lib.datasetID, lib.divCol); err != nil {
 			return sum, fmt.Errorf("demo: attach %s: %w", lib.datasetID, err)
 		}
+		if err := attachQuality(ctx, deps.Quality, officer, lib.datasetID, res); err != nil {
+			return sum, err
+		}
+	}
+	if deps.Quality != nil {
+		qd, err := loadDibao(ctx, deps, o, g)
+		if err != nil {
+			return sum, err
+		}
+		if qd != nil {
+			sum.Loaded[DatasetDibao] = qd.Report.TotalRows
+			sum.Quality = qd
+		}
 	}
 	return sum, nil
 }
@@ -182,7 +202,12 @@ func staffSubject(ctx context.Context, o *org.Service, username string) (authz.S
 
 // libOfficer returns the provincial officer of department code, creating it when missing.
 func libOfficer(ctx context.Context, o *org.Service, code string) (authz.Subject, error) {
-	username := libOfficers[code]
+	return officerOf(ctx, o, libOfficers[code], "140000", code)
+}
+
+// officerOf returns the officer username of the department code in division, creating the
+// account when missing.
+func officerOf(ctx context.Context, o *org.Service, username, division, code string) (authz.Subject, error) {
 	s, err := staffSubject(ctx, o, username)
 	if err == nil || !errors.Is(err, i18n.ErrNotFound) {
 		return s, err
@@ -191,12 +216,12 @@ func libOfficer(ctx context.Context, o *org.Service, code string) (authz.Subject
 	if err != nil {
 		return s, err
 	}
-	depts, err := o.ListDepartments(ctx, reader, org.DepartmentFilter{Division: "140000", Limit: 1000})
+	depts, err := o.ListDepartments(ctx, reader, org.DepartmentFilter{Division: division, Limit: 1000})
 	if err != nil {
 		return s, fmt.Errorf("demo: departments: %w", err)
 	}
 	for _, d := range depts {
-		if d.DivisionCode == "140000" && d.Code == code {
+		if d.DivisionCode == division && d.Code == code {
 			r := newRand(int64(len(username))*7919, streamBaseLibs)
 			st, err := o.CreateStaff(ctx, admin, org.StaffInput{Username: username, Name: fullName(r, r.IntN(2) == 0),
 				DepartmentID: d.ID, Phone: mobile(r), Roles: []authz.Role{authz.RoleOfficer}, Password: DemoPassword})
@@ -206,22 +231,21 @@ func libOfficer(ctx context.Context, o *org.Service, code string) (authz.Subject
 			return o.Subject(ctx, st.ID)
 		}
 	}
-	return s, fmt.Errorf("demo: no provincial department %s", code)
+	return s, fmt.Errorf("demo: no department %s in %s", code, division)
 }
 
-// publishLibrary finds the library's resource in the province's catalogue, or registers and
-// publishes it (fresh = true).
-func publishLibrary(ctx context.Context, cat *catalog.Service, officer, reviewer authz.Subject, lib baseLibrary) (catalog.Resource, bool, error) {
-	live, err := cat.List(ctx, officer, catalog.Filter{Division: "140000", Exact: true, Query: lib.draft.Name, Limit: 1000})
+// publish finds the resource named d.Name in division's own catalogue, or registers it as
+// officer and publishes it with reviewer's approval (fresh = true).
+func publish(ctx context.Context, cat *catalog.Service, officer, reviewer authz.Subject, division string, d catalog.Draft) (catalog.Resource, bool, error) {
+	live, err := cat.List(ctx, officer, catalog.Filter{Division: division, Exact: true, Query: d.Name, Limit: 1000})
 	if err != nil {
 		return catalog.Resource{}, false, err
 	}
 	for _, r := range live {
-		if r.Name == lib.draft.Name {
+		if r.Name == d.Name {
 			return r, false, nil
 		}
 	}
-	d := lib.draft
 	d.ProviderDeptID = officer.Dept
 	r, err := cat.CreateDraft(ctx, officer, d)
 	if err != nil {

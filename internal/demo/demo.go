@@ -1,13 +1,16 @@
 // Package demo loads the data of `dgov demo`: Shanxi's divisions, the first system
 // administrator, departments and staff of the province, its 11 cities and 太原's districts,
 // and synthetic population and legal-entity libraries (10,000 residents and 2,000
-// enterprises by default), so that a new node has something to show.
+// enterprises by default), so that a new node has something to show; LoadBaseLibraries then
+// publishes the six base libraries as catalogue resources with datasets, and a department's
+// roll with deliberately bad rows for the data-quality report (quality.go).
 //
 // The data are a pure function of the seed — the same seed gives the same names, ID
 // numbers, credit codes, addresses and amounts, byte for byte, on SQLite and PostgreSQL and
 // on every machine; only the generated row ids and timestamps differ. Every ID number and
 // credit code is valid (GB 11643, GB 32100) and none belongs to a real person or entity
-// except by coincidence.
+// except by coincidence — but for the quality demo's seeded faults, which are invalid on
+// purpose.
 //
 // Loading is idempotent: the account "admin" marks a loaded database, and Load does
 // nothing when it exists. Loading writes only through the services (org, baselib), so the

@@ -13,11 +13,17 @@
 // the audit log, in one transaction) and every answer carries an SM2-signed receipt that
 // either side can check offline (VerifyReceipt).
 //
-// Each department has a responsibility list (责任清单): what it must provide, to whom, by
-// when, with overdue requests flagged. Citizens see who read their records (ReadsOf).
+// Large pulls are bulk file extracts (extract.go): asked for on the gateway under the same
+// rules, written by a job into the blob store, downloaded with a receipt over the file.
 //
-// A resource reaches the gateway through a binding to the dataset that holds its rows
-// (Attach); the resource's data items are the dataset's columns of the same names.
+// Each department has a responsibility list (责任清单): what it must provide, to whom, by
+// when, with overdue requests flagged. Citizens see who read their records (ReadsOf): every
+// lookup, query and extract that returned their row, found by the blind index of their ID
+// number even where the number itself left masked.
+//
+// A resource reaches the gateway through a binding to the dataset that holds its rows, or
+// that forwards to the provider's own API (Attach); the resource's data items are the
+// dataset's columns of the same names.
 package exchange
 
 import (
@@ -200,7 +206,10 @@ type Departments interface {
 type Datasets interface {
 	Active(ctx context.Context, datasetID string) (dataset.Version, error)
 	Lookup(ctx context.Context, datasetID, key string) (dataset.Row, error)
-	Query(ctx context.Context, datasetID string, filter map[string]string, limit, offset int) ([]dataset.Row, error)
+	Select(ctx context.Context, datasetID string, q dataset.QueryOptions) ([]dataset.Row, error)
+	Scan(ctx context.Context, datasetID string, q dataset.QueryOptions, fn func(dataset.Row) error) (dataset.Version, error)
+	Count(ctx context.Context, datasetID string, q dataset.QueryOptions) (int64, error)
+	CheckQuery(ctx context.Context, datasetID string, q dataset.QueryOptions) error
 }
 
 // Auditor appends audit entries inside the caller's transaction; *audit.Log has it.

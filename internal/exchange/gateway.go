@@ -18,7 +18,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/dgov/dgov/internal/dataset"
-	"github.com/dgov/dgov/internal/org/divisions"
 	"github.com/dgov/dgov/internal/platform/audit"
 	"github.com/dgov/dgov/internal/platform/calendar"
 	"github.com/dgov/dgov/internal/platform/db"
@@ -49,9 +48,12 @@ type GatewayConfig struct {
 	Scope string
 	// Prefix the gateway is mounted at; "" = /api/v1/exchange.
 	Prefix string
-	// MaxScanRows bounds the rows a row-scoped query reads to fill one page; default 200 000.
+	// MaxScanRows bounds the rows a row-scoped query reads from an upstream API to fill one
+	// page (stored datasets read the scope's rows through an index); default 200 000.
 	MaxScanRows int
-	Logger      *slog.Logger
+	// Extracts produces bulk file extracts; nil answers their routes with 501.
+	Extracts *Extracts
+	Logger   *slog.Logger
 }
 
 // Gateway is the exchange gateway: an http.Handler serving grants to consumer systems.
@@ -59,6 +61,9 @@ type GatewayConfig struct {
 //	GET  {prefix}/{resource}/records/{key}   one record by the dataset's key
 //	POST {prefix}/{resource}/lookup          the same with {"key": …} in the body (keeps ID numbers out of URLs and logs)
 //	GET  {prefix}/{resource}/records?col=value&fields=a,b&limit=&offset=   exact-match query, paged
+//	POST {prefix}/{resource}/extracts?col=value&fields=a,b&format=csv|jsonl&gzip=true   a bulk file extract (202)
+//	GET  {prefix}/{resource}/extracts/{id}        its status and progress
+//	GET  {prefix}/{resource}/extracts/{id}/file   its file, with the signed receipt
 type Gateway struct {
 	cfg GatewayConfig
 	s   *Service
@@ -87,8 +92,9 @@ var (
 		Msg: i18n.T("调用过于频繁，超出授权的频率限制", "too many calls: the grant's rate limit is exceeded")}
 	ErrQuotaExceeded = &i18n.Error{Code: "exchange.quota_exceeded", Status: http.StatusTooManyRequests,
 		Msg: i18n.T("今日调用次数已达授权上限", "the grant's daily quota is used up")}
-	ErrScanTooLarge = &i18n.Error{Code: "exchange.scan_too_large", Status: http.StatusUnprocessableEntity,
-		Msg: i18n.T("查询范围过大，请增加查询条件（如行政区划）", "the query reads too many rows; add a filter (for example the division column)")}
+	// ErrScanTooLarge: a row-scoped query of an upstream dataset read MaxScanRows rows
+	// without filling its page.
+	ErrScanTooLarge = dataset.ErrScanTooLarge
 )
 
 // NewGateway builds the gateway.
@@ -117,11 +123,37 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		cfg.Logger = slog.Default()
 	}
 	g := &Gateway{cfg: cfg, s: cfg.Service, mux: http.NewServeMux(), limiters: map[string]*limiter{}}
-	p := cfg.Prefix
-	g.mux.HandleFunc("GET "+p+"/{resource}/records/{key}", g.lookup)
-	g.mux.HandleFunc("POST "+p+"/{resource}/lookup", g.lookup)
-	g.mux.HandleFunc("GET "+p+"/{resource}/records", g.query)
+	for _, rt := range g.table() {
+		g.mux.HandleFunc(rt.pattern, rt.handler)
+	}
 	return g, nil
+}
+
+type gatewayRoute struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+// table is the gateway's route table, top to bottom; the API's openapi.json documents each.
+func (g *Gateway) table() []gatewayRoute {
+	p := g.cfg.Prefix
+	return []gatewayRoute{
+		{"GET " + p + "/{resource}/records/{key}", g.lookup},
+		{"POST " + p + "/{resource}/lookup", g.lookup},
+		{"GET " + p + "/{resource}/records", g.query},
+		{"POST " + p + "/{resource}/extracts", g.createExtract},
+		{"GET " + p + "/{resource}/extracts/{id}", g.extractStatus},
+		{"GET " + p + "/{resource}/extracts/{id}/file", g.extractFile},
+	}
+}
+
+// Patterns lists the gateway's routes ("METHOD /path"), for documentation checks.
+func (g *Gateway) Patterns() []string {
+	var out []string
+	for _, rt := range g.table() {
+		out = append(out, rt.pattern)
+	}
+	return out
 }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
@@ -135,6 +167,7 @@ type call struct {
 	fields                                   []string
 	at                                       time.Time
 	bodySM3                                  string // of a POST body, signed in the receipt
+	ip                                       string
 }
 
 func bearer(r *http.Request) string {
@@ -162,9 +195,9 @@ func purposeOf(r *http.Request) (string, error) {
 	return p, nil
 }
 
-// begin authenticates the client, requires a purpose, finds the grant and checks the items
-// asked for and the rate. Refusals of an identified client are audited.
-func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (*call, error) {
+// authenticate checks the bearer token and its scope, and starts the call of the client it
+// names. A refusal of an identified client is audited.
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (*call, error) {
 	ctx := r.Context()
 	tok := bearer(r)
 	if tok == "" {
@@ -176,7 +209,8 @@ func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (*call, error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dgov-exchange", error="invalid_token"`)
 		return nil, i18n.ErrUnauthorized.Wrap(err)
 	}
-	c := &call{clientID: clientID, resourceID: r.PathValue("resource"), at: g.s.clock(), requestID: httpx.RequestID(ctx)}
+	c := &call{clientID: clientID, resourceID: r.PathValue("resource"), at: g.s.clock(), requestID: httpx.RequestID(ctx),
+		ip: httpx.ClientIPFrom(ctx)}
 	if c.requestID == "" {
 		c.requestID = db.NewID()
 	}
@@ -184,10 +218,21 @@ func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (*call, error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dgov-exchange", error="insufficient_scope", scope="`+g.cfg.Scope+`"`)
 		return nil, g.deny(ctx, c, ErrScope)
 	}
+	return c, nil
+}
+
+// begin authenticates the client, requires a purpose, finds the grant and checks the items
+// asked for and the rate. Refusals of an identified client are audited.
+func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (*call, error) {
+	ctx := r.Context()
+	c, err := g.authenticate(w, r)
+	if err != nil {
+		return nil, err
+	}
 	if c.purpose, err = purposeOf(r); err != nil {
 		return nil, err
 	}
-	c.grant, err = liveGrant(ctx, g.s.d, clientID, c.resourceID)
+	c.grant, err = liveGrant(ctx, g.s.d, c.clientID, c.resourceID)
 	if isNoRow(err) || (err == nil && !c.grant.Live(c.at)) {
 		return nil, g.deny(ctx, c, ErrNoGrant)
 	}
@@ -246,11 +291,13 @@ func (g *Gateway) allow(gr Grant, now time.Time) bool {
 
 // deny audits a refusal of an identified client and returns err.
 func (g *Gateway) deny(ctx context.Context, c *call, err *i18n.Error) error {
-	aerr := g.s.d.InTx(ctx, func(tx *db.Tx) error {
-		_, err := g.s.audit.AppendTx(ctx, tx, audit.Entry{Actor: "client:" + c.clientID, ActorDivision: c.grant.ConsumerDivision,
-			Action: ActionCall, Object: "catalog_resource:" + c.resourceID, Outcome: audit.OutcomeDenied,
-			IP: httpx.ClientIPFrom(ctx), RequestID: c.requestID,
-			Detail: map[string]any{"code": err.Code, "purpose": c.purpose, "grant_id": c.grant.ID}})
+	return g.s.denyCall(ctx, c, err)
+}
+
+func (s *Service) denyCall(ctx context.Context, c *call, err *i18n.Error) error {
+	aerr := s.d.InTx(ctx, func(tx *db.Tx) error {
+		_, err := s.audit.AppendTx(ctx, tx, c.auditEntry(ActionCall, audit.OutcomeDenied,
+			map[string]any{"code": err.Code, "purpose": c.purpose, "grant_id": c.grant.ID}))
 		return err
 	})
 	if aerr != nil {
@@ -259,13 +306,29 @@ func (g *Gateway) deny(ctx context.Context, c *call, err *i18n.Error) error {
 	return err
 }
 
-// inScope reports whether a row may leave under the grant's row scope.
+// auditEntry is an audit entry of the call's client about its resource.
+func (c *call) auditEntry(action, outcome string, detail map[string]any) audit.Entry {
+	return audit.Entry{Actor: "client:" + c.clientID, ActorDivision: c.grant.ConsumerDivision, Action: action,
+		Object: "catalog_resource:" + c.resourceID, Outcome: outcome, IP: c.ip, RequestID: c.requestID, Detail: detail}
+}
+
+// inScope reports whether a row may leave under the grant's row scope (the rule of
+// dataset.QueryOptions.Within, which selects the rows of queries and extracts).
 func (c *call) inScope(row dataset.Row) bool {
 	if c.grant.RowScope == "" || c.binding.DivisionColumn == "" {
 		return true
 	}
-	v := row.Values[c.binding.DivisionColumn]
-	return v != "" && divisions.Contains(c.grant.RowScope, v)
+	return dataset.InScope(c.grant.RowScope, row.Values[c.binding.DivisionColumn])
+}
+
+// selection is what the call may read: the filter, within the grant's row scope, each row
+// attributed to its resident.
+func (g *Gateway) selection(c *call, filter map[string]string) dataset.QueryOptions {
+	q := dataset.QueryOptions{Filter: filter, Subject: g.s.ResidentIndex, MaxScan: g.cfg.MaxScanRows}
+	if c.grant.RowScope != "" && c.binding.DivisionColumn != "" {
+		q.Within, q.WithinColumn = c.grant.RowScope, c.binding.DivisionColumn
+	}
+	return q
 }
 
 // project keeps the call's fields of a row.
@@ -360,7 +423,7 @@ type QueryResult struct {
 	Count    int                 `json:"count"`
 }
 
-var reservedParams = map[string]bool{"fields": true, "limit": true, "offset": true, "lang": true}
+var reservedParams = map[string]bool{"fields": true, "limit": true, "offset": true, "lang": true, "format": true, "gzip": true}
 
 func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
 	s := q.Get(name)
@@ -391,6 +454,38 @@ func (g *Gateway) query(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, err)
 		return
 	}
+	filter, err := g.filter(r.Context(), c, q)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	sel := g.selection(c, filter)
+	sel.Limit, sel.Offset = limit, offset
+	rows, err := g.s.data.Select(r.Context(), c.binding.DatasetID, sel)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	a := c.access("query")
+	res := QueryResult{Resource: c.resourceID, Fields: c.fields, Rows: make([]map[string]string, 0, len(rows)), Limit: limit, Offset: offset}
+	for _, row := range rows {
+		if !c.inScope(row) { // the selection keeps the scope; this is the gateway's own check
+			continue
+		}
+		res.Rows = append(res.Rows, c.project(row))
+		// The resident's blind index, made by the dataset from the unmasked key: a query
+		// returns the ID number masked, and the read is still theirs to see.
+		if row.Subject != "" {
+			a.Subjects = append(a.Subjects, row.Subject)
+		}
+	}
+	res.Count, a.RowCount = len(res.Rows), len(res.Rows)
+	g.answer(w, r, c, a, res)
+}
+
+// filter reads a query's (or an extract's) filters: every parameter that is not one of the
+// call's own, each naming a granted item, with one value.
+func (g *Gateway) filter(ctx context.Context, c *call, q url.Values) (map[string]string, error) {
 	filter := map[string]string{}
 	for k, vs := range q {
 		if reservedParams[k] {
@@ -398,76 +493,14 @@ func (g *Gateway) query(w http.ResponseWriter, r *http.Request) {
 		}
 		if !slices.Contains(c.grant.Fields, k) {
 			// Filtering on an item outside the grant would reveal it.
-			httpx.WriteError(w, r, g.deny(r.Context(), c, ErrFieldNotGranted.WithField(k)))
-			return
+			return nil, g.deny(ctx, c, ErrFieldNotGranted.WithField(k))
 		}
 		if len(vs) != 1 {
-			httpx.WriteError(w, r, invalid(k, "exchange.param", "每个查询条件只能给一个值", "give one value per filter"))
-			return
+			return nil, invalid(k, "exchange.param", "每个查询条件只能给一个值", "give one value per filter")
 		}
 		filter[k] = vs[0]
 	}
-	rows, err := g.scan(r.Context(), c, filter, limit, offset)
-	if err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
-	a := c.access("query")
-	res := QueryResult{Resource: c.resourceID, Fields: c.fields, Rows: make([]map[string]string, 0, len(rows)), Limit: limit, Offset: offset}
-	keyCol, _ := c.column(c.version.Schema.Key)
-	for _, row := range rows {
-		res.Rows = append(res.Rows, c.project(row))
-		// Sensitive columns come back masked from a query; only a readable ID number can be indexed.
-		if keyCol.Type == dataset.ResidentID && !keyCol.Sensitive {
-			a.Subjects = append(a.Subjects, g.s.fc.BlindIndex(IndexResidentID, row.Values[keyCol.Name]))
-		}
-	}
-	res.Count, a.RowCount = len(res.Rows), len(res.Rows)
-	g.answer(w, r, c, a, res)
-}
-
-// scan runs the query under the grant's row scope. Without a scope (or a divisional column)
-// it is one dataset query; with one, pages are read and filtered until the page is full, at
-// most MaxScanRows rows (offset counts rows within the scope).
-func (g *Gateway) scan(ctx context.Context, c *call, filter map[string]string, limit, offset int) ([]dataset.Row, error) {
-	ds := c.binding.DatasetID
-	if c.grant.RowScope == "" || c.binding.DivisionColumn == "" {
-		return g.s.data.Query(ctx, ds, filter, limit, offset)
-	}
-	if v, ok := filter[c.binding.DivisionColumn]; ok && v != "" {
-		if !divisions.Contains(c.grant.RowScope, v) {
-			return nil, nil
-		}
-		return g.s.data.Query(ctx, ds, filter, limit, offset) // every row matches v, inside the scope
-	}
-	var out []dataset.Row
-	skip := offset
-	for read := 0; ; {
-		page, err := g.s.data.Query(ctx, ds, filter, dataset.MaxQueryLimit, read)
-		if err != nil {
-			return nil, err
-		}
-		read += len(page)
-		for _, row := range page {
-			if !c.inScope(row) {
-				continue
-			}
-			if skip > 0 {
-				skip--
-				continue
-			}
-			out = append(out, row)
-			if len(out) == limit {
-				return out, nil
-			}
-		}
-		if len(page) < dataset.MaxQueryLimit {
-			return out, nil
-		}
-		if read >= g.cfg.MaxScanRows {
-			return nil, ErrScanTooLarge
-		}
-	}
+	return filter, nil
 }
 
 func (c *call) access(kind string) access {
@@ -479,7 +512,7 @@ func (c *call) access(kind string) access {
 // log counts the call against the daily quota and writes the access log and the audit entry,
 // in one transaction: over quota, nothing is written and nothing leaves.
 func (g *Gateway) log(ctx context.Context, c *call, a access) error {
-	name, err := g.resourceName(ctx, c.grant.RequestID)
+	name, err := g.s.resourceName(ctx, c.grant.RequestID)
 	if err != nil {
 		return err
 	}
@@ -498,12 +531,10 @@ func (g *Gateway) log(ctx context.Context, c *call, a access) error {
 		if err := insertAccess(ctx, tx, a); err != nil {
 			return fmt.Errorf("access log: %w", err)
 		}
-		_, err = g.s.audit.AppendTx(ctx, tx, audit.Entry{Actor: "client:" + c.clientID, ActorDivision: c.grant.ConsumerDivision,
-			Action: ActionCall, Object: "catalog_resource:" + c.resourceID, Outcome: audit.OutcomeOK,
-			IP: httpx.ClientIPFrom(ctx), RequestID: c.requestID,
-			Detail: map[string]any{"access_id": a.ID, "grant_id": c.grant.ID, "consumer_dept": c.grant.ConsumerDeptID,
+		_, err = g.s.audit.AppendTx(ctx, tx, c.auditEntry(ActionCall, audit.OutcomeOK,
+			map[string]any{"access_id": a.ID, "grant_id": c.grant.ID, "consumer_dept": c.grant.ConsumerDeptID,
 				"client": c.clientID, "purpose": c.purpose, "resource": c.resourceID, "fields": a.Fields,
-				"kind": a.Kind, "row_count": a.RowCount}})
+				"kind": a.Kind, "row_count": a.RowCount}))
 		return err
 	})
 	if over {
@@ -513,9 +544,9 @@ func (g *Gateway) log(ctx context.Context, c *call, a access) error {
 }
 
 // resourceName is the resource's name as the grant's request recorded it.
-func (g *Gateway) resourceName(ctx context.Context, requestID string) (string, error) {
+func (s *Service) resourceName(ctx context.Context, requestID string) (string, error) {
 	var name string
-	if err := g.s.d.QueryRow(ctx, `SELECT resource_name FROM exchange_requests WHERE id = ?`, requestID).Scan(&name); err != nil {
+	if err := s.d.QueryRow(ctx, `SELECT resource_name FROM exchange_requests WHERE id = ?`, requestID).Scan(&name); err != nil {
 		return "", fmt.Errorf("resource name: %w", err)
 	}
 	return name, nil
@@ -533,7 +564,7 @@ func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, c *call, a acce
 		return
 	}
 	rc := Receipt{RequestID: c.requestID, Method: r.Method, Target: canonicalTarget(r.URL), ClientID: c.clientID,
-		Purpose: c.purpose, Resource: c.resourceID, GrantID: c.grant.ID, BodySM3: c.bodySM3, RowCount: a.RowCount, At: c.at}
+		Purpose: c.purpose, Resource: c.resourceID, GrantID: c.grant.ID, BodySM3: c.bodySM3, Fields: c.fields, RowCount: a.RowCount, At: c.at}
 	if err := rc.sign(g.cfg.Signer, body); err != nil {
 		httpx.WriteError(w, r, err)
 		return

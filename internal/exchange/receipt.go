@@ -7,9 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/emmansun/gmsm/sm3"
 
 	"github.com/dgov/dgov/internal/platform/crypto"
 	"github.com/dgov/dgov/internal/platform/i18n"
@@ -23,6 +26,10 @@ const ReceiptHeader = "X-Dgov-Receipt"
 // The request's own fields travel in the receipt, so a verifier recomputes its digest rather
 // than trusting it; with the body and the node's public key (published at /api/v1/keys), a
 // saved receipt is checked offline by VerifyReceipt (`dgov verify`).
+//
+// For a bulk extract the body is the extract's file, byte for byte as downloaded, and the
+// request is the call that asked for it (its filters in Target, its Fields and Purpose).
+// Version 2 adds Fields to the signed request; version 1 receipts (without) still verify.
 type Receipt struct {
 	Version   int    `json:"v"`
 	RequestID string `json:"request_id"`
@@ -34,7 +41,9 @@ type Receipt struct {
 	Resource string `json:"resource"`
 	GrantID  string `json:"grant_id"`
 	// BodySM3 is the hex SM3 of the request body (POST lookup), "" for GET.
-	BodySM3     string    `json:"body_sm3,omitempty"`
+	BodySM3 string `json:"body_sm3,omitempty"`
+	// Fields are the data items the answer carries (version 2).
+	Fields      []string  `json:"fields,omitempty"`
 	RowCount    int       `json:"row_count"`
 	RequestSM3  string    `json:"request_sm3"`  // hex SM3 of the canonical request
 	ResponseSM3 string    `json:"response_sm3"` // hex SM3 of the response body, byte for byte
@@ -44,10 +53,14 @@ type Receipt struct {
 }
 
 const (
-	receiptVersion   = 1
-	requestDomain    = "dgov-exchange-request/1"
-	receiptDomain    = "dgov-exchange-receipt/1"
+	receiptVersion   = 2
 	maxReceiptHeader = 16 << 10
+)
+
+// Domains of the signed digests, by receipt version.
+var (
+	requestDomains = map[int]string{1: "dgov-exchange-request/1", 2: "dgov-exchange-request/2"}
+	receiptDomains = map[int]string{1: "dgov-exchange-receipt/1", 2: "dgov-exchange-receipt/2"}
 )
 
 // Errors of receipt verification.
@@ -80,20 +93,30 @@ func sm3Hex(b []byte) string {
 
 // canonicalRequest is what the request digest covers.
 func (r *Receipt) canonicalRequest() []byte {
-	return frame(requestDomain, r.Method, r.Target, r.BodySM3, r.ClientID, r.Purpose, r.RequestID, r.Resource, r.GrantID)
+	f := []string{requestDomains[r.Version], r.Method, r.Target, r.BodySM3, r.ClientID, r.Purpose, r.RequestID, r.Resource, r.GrantID}
+	if r.Version >= 2 {
+		f = append(f, string(frame(r.Fields...)))
+	}
+	return frame(f...)
 }
 
 // message is what the node signs: SM3(request) ‖ SM3(response) ‖ time ‖ key id, framed, with
 // the row count (so a receipt also proves how many records left).
 func (r *Receipt) message() []byte {
-	return frame(receiptDomain, r.RequestSM3, r.ResponseSM3, r.At.UTC().Format(time.RFC3339Nano), r.KeyID, fmt.Sprint(r.RowCount))
+	return frame(receiptDomains[r.Version], r.RequestSM3, r.ResponseSM3, r.At.UTC().Format(time.RFC3339Nano), r.KeyID, fmt.Sprint(r.RowCount))
 }
 
 // sign fills the digests and the signature.
 func (r *Receipt) sign(signer Signer, body []byte) error {
+	return r.signDigest(signer, sm3Hex(body))
+}
+
+// signDigest signs a response known by its hex SM3 digest (an extract's file, hashed as the
+// blob store wrote it).
+func (r *Receipt) signDigest(signer Signer, responseSM3 string) error {
 	r.Version = receiptVersion
 	r.RequestSM3 = sm3Hex(r.canonicalRequest())
-	r.ResponseSM3 = sm3Hex(body)
+	r.ResponseSM3 = responseSM3
 	// The key id is part of the signed message: take it before signing by signing twice only
 	// if the key rotated in between (rare), so the message always names the key that signed.
 	for range 3 {
@@ -136,23 +159,42 @@ func ParseReceipt(s string) (Receipt, error) {
 	if err := dec.Decode(&r); err != nil {
 		return Receipt{}, ErrReceipt.Wrap(err)
 	}
-	if r.Version != receiptVersion || r.KeyID == "" || len(r.Signature) == 0 || r.At.IsZero() {
+	if !knownVersion(r) || r.KeyID == "" || len(r.Signature) == 0 || r.At.IsZero() {
 		return Receipt{}, ErrReceipt
 	}
 	return r, nil
+}
+
+// knownVersion: a receipt of a version this node can check, with only that version's fields.
+func knownVersion(r Receipt) bool {
+	return r.Version == receiptVersion || (r.Version == 1 && len(r.Fields) == 0)
 }
 
 // VerifyReceipt checks, offline, that body is the response the node signed for the request the
 // receipt describes: the request fields match their digest, body matches the response digest,
 // and the signature verifies with publicKeyPEM (the node's SM2 public key of r.KeyID).
 func VerifyReceipt(r Receipt, body []byte, publicKeyPEM string) error {
-	if r.Version != receiptVersion || len(r.Signature) == 0 {
+	return verifyReceipt(r, sm3Hex(body), publicKeyPEM)
+}
+
+// VerifyReceiptReader is VerifyReceipt for a body read from body (a large extract file),
+// hashed as it streams.
+func VerifyReceiptReader(r Receipt, body io.Reader, publicKeyPEM string) error {
+	h := sm3.New()
+	if _, err := io.Copy(h, body); err != nil {
+		return fmt.Errorf("read body: %w", err)
+	}
+	return verifyReceipt(r, hex.EncodeToString(h.Sum(nil)), publicKeyPEM)
+}
+
+func verifyReceipt(r Receipt, bodySM3, publicKeyPEM string) error {
+	if !knownVersion(r) || len(r.Signature) == 0 {
 		return ErrReceipt
 	}
 	if sm3Hex(r.canonicalRequest()) != r.RequestSM3 {
 		return ErrReceiptRequest
 	}
-	if sm3Hex(body) != r.ResponseSM3 {
+	if bodySM3 != r.ResponseSM3 {
 		return ErrReceiptBody
 	}
 	return crypto.VerifyWithPublicKeyPEM(publicKeyPEM, r.message(), r.Signature)

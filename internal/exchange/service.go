@@ -676,9 +676,11 @@ func (s *Service) RevokeGrant(ctx context.Context, actor authz.Subject, grantID,
 }
 
 // Attach serves a resource of the actor's department on the gateway from dataset datasetID,
-// whose columns are named as the resource's data items. divisionColumn names the column (of
-// type division) that carries each row's division for row scopes; "" picks the first such
-// column, and a dataset without one is not divisional (row scopes do not apply to it).
+// whose columns are named as the resource's data items; the dataset may be stored rows or an
+// upstream API (dataset.RegisterUpstream). divisionColumn names the column (of type division,
+// not sensitive) that carries each row's division for row scopes; "" picks the dataset's own
+// (dataset.Schema.DivisionColumn, which is indexed), and a dataset without one is not
+// divisional (row scopes do not apply to it).
 func (s *Service) Attach(ctx context.Context, actor authz.Subject, resourceID, datasetID, divisionColumn string) (Binding, error) {
 	if err := staffOnly(actor); err != nil {
 		return Binding{}, err
@@ -697,18 +699,19 @@ func (s *Service) Attach(ctx context.Context, actor authz.Subject, resourceID, d
 	if err != nil {
 		return Binding{}, err
 	}
-	divCol := ""
-	for _, c := range v.Schema.Columns {
-		if c.Type != dataset.Division {
-			continue
+	// By default the dataset's own division column, the one its rows are indexed by.
+	divCol := v.Schema.DivisionColumn()
+	if divisionColumn != "" {
+		divCol = ""
+		for _, c := range v.Schema.Columns {
+			if c.Name == divisionColumn && c.Type == dataset.Division && !c.Sensitive {
+				divCol = c.Name
+			}
 		}
-		if divisionColumn == "" || c.Name == divisionColumn {
-			divCol = c.Name
-			break
+		if divCol == "" {
+			return Binding{}, invalid("division_column", "exchange.division_column", "数据集没有名为“%s”的非敏感行政区划列",
+				"the dataset has no division column %q that is not sensitive", clip(divisionColumn))
 		}
-	}
-	if divisionColumn != "" && divCol == "" {
-		return Binding{}, invalid("division_column", "exchange.division_column", "数据集没有名为“%s”的行政区划列", "the dataset has no division column %q", clip(divisionColumn))
 	}
 	now := s.clock()
 	b := Binding{ResourceID: res.ID, DatasetID: datasetID, DivisionColumn: divCol, ProviderDeptID: res.ProviderDeptID,
@@ -741,7 +744,7 @@ func (s *Service) ReadsOf(ctx context.Context, idx string) ([]Read, error) {
 		`SELECT id, at, consumer_dept_name, purpose, resource_name, resource_id, kind FROM exchange_access
 			WHERE subject_idx = ? AND row_count > 0 ORDER BY at DESC LIMIT 1000`,
 		`SELECT a.id, a.at, a.consumer_dept_name, a.purpose, a.resource_name, a.resource_id, a.kind FROM exchange_access_subjects x
-			JOIN exchange_access a ON a.id = x.access_id WHERE x.subject_idx = ? ORDER BY a.at DESC LIMIT 1000`,
+			JOIN exchange_access a ON a.id = x.access_id WHERE x.subject_idx = ? AND a.row_count > 0 ORDER BY a.at DESC LIMIT 1000`,
 	} {
 		rows, err := s.d.Query(ctx, q, idx)
 		if err != nil {

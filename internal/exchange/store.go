@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dgov/dgov/internal/platform/db"
@@ -21,6 +23,22 @@ func jsonList(v []string) string {
 	}
 	b, _ := json.Marshal(v) // strings only: cannot fail
 	return string(b)
+}
+
+func jsonMap(v map[string]string) string {
+	if v == nil {
+		v = map[string]string{}
+	}
+	b, _ := json.Marshal(v) // strings only: cannot fail
+	return string(b)
+}
+
+func parseMap(s string) (map[string]string, error) {
+	var out map[string]string
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, fmt.Errorf("decode map: %w", err)
+	}
+	return out, nil
 }
 
 func parseList(s string) ([]string, error) {
@@ -205,23 +223,51 @@ type access struct {
 	At                                                         time.Time
 }
 
+const insertAccessSQL = `INSERT INTO exchange_access (id, at, request_id, grant_id, client_id, resource_id, resource_name,
+	consumer_dept, consumer_dept_name, purpose, kind, fields, subject_idx, row_count)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+func (a access) args() []any {
+	return []any{a.ID, a.At, a.RequestID, a.GrantID, a.ClientID, a.ResourceID, a.ResourceName,
+		a.ConsumerDept, a.ConsumerDeptName, a.Purpose, a.Kind, jsonList(a.Fields), a.SubjectIdx, a.RowCount}
+}
+
+// insertAccess writes an access row and the residents its rows belong to.
 func insertAccess(ctx context.Context, tx *db.Tx, a access) error {
-	_, err := tx.Exec(ctx, `INSERT INTO exchange_access (id, at, request_id, grant_id, client_id, resource_id, resource_name,
-		consumer_dept, consumer_dept_name, purpose, kind, fields, subject_idx, row_count)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.At, a.RequestID, a.GrantID, a.ClientID, a.ResourceID, a.ResourceName,
-		a.ConsumerDept, a.ConsumerDeptName, a.Purpose, a.Kind, jsonList(a.Fields), a.SubjectIdx, a.RowCount)
-	if err != nil {
+	if _, err := tx.Exec(ctx, insertAccessSQL, a.args()...); err != nil {
 		return err
 	}
-	seen := map[string]bool{}
-	for _, s := range a.Subjects {
-		if s == "" || seen[s] {
-			continue
+	return insertSubjects(ctx, tx, a.ID, a.Subjects)
+}
+
+// insertAccessOnce writes an access row unless it exists (an extract's job run again).
+func insertAccessOnce(ctx context.Context, tx *db.Tx, a access) error {
+	_, err := tx.Exec(ctx, insertAccessSQL+` ON CONFLICT (id) DO NOTHING`, a.args()...)
+	return err
+}
+
+// subjectsPerInsert: 1,000 parameters a statement, so a page of a query or an extract is
+// attributed in one or two round trips instead of one per row.
+const subjectsPerInsert = 500
+
+// insertSubjects records the residents (blind indexes) whose rows the access returned, each
+// once; a resident recorded already for this access is skipped.
+func insertSubjects(ctx context.Context, tx *db.Tx, accessID string, subjects []string) error {
+	// Sorted and without repeats: in index order, each statement touches neighbouring pages.
+	uniq := slices.Compact(slices.Sorted(slices.Values(subjects)))
+	if len(uniq) > 0 && uniq[0] == "" {
+		uniq = uniq[1:]
+	}
+	for i := 0; i < len(uniq); i += subjectsPerInsert {
+		part := uniq[i:min(i+subjectsPerInsert, len(uniq))]
+		q := `INSERT INTO exchange_access_subjects (access_id, subject_idx) VALUES (?, ?)` + strings.Repeat(`, (?, ?)`, len(part)-1) +
+			` ON CONFLICT DO NOTHING`
+		args := make([]any, 0, 2*len(part))
+		for _, s := range part {
+			args = append(args, accessID, s)
 		}
-		seen[s] = true
-		if _, err := tx.Exec(ctx, `INSERT INTO exchange_access_subjects (access_id, subject_idx) VALUES (?, ?)`, a.ID, s); err != nil {
-			return err
+		if _, err := tx.Exec(ctx, q, args...); err != nil {
+			return fmt.Errorf("access subjects: %w", err)
 		}
 	}
 	return nil

@@ -15,9 +15,15 @@
 // and a malformed identifier only by its format rule when there is one (otherwise by the
 // reference rule, which cannot find it).
 //
-// Like dataset, the service takes no acting subject: the console authorizes (by the division
-// of the resource a dataset is attached to) before calling it. Findings never quote values,
-// so a report shows no personal data.
+// The Service itself does not authorize: jobs and the demo call it as the system. Staff reach
+// it through Access, which checks the subject's right in the division of the catalogue resource
+// a dataset is attached to, so the console and the API authorize alike. Changes by staff
+// (rules, attachments, runs) are audited in their transaction. Findings never quote values, so
+// a report shows no personal data.
+//
+// Checks also run by themselves (jobs.go): a periodic sweep finds attached datasets whose
+// active version has no report yet (a load completed) or whose timeliness verdict has changed
+// since the last report, and queues a check of each on the job queue.
 package quality
 
 import (
@@ -28,6 +34,7 @@ import (
 
 	"github.com/dgov/dgov/internal/baselib"
 	"github.com/dgov/dgov/internal/dataset"
+	"github.com/dgov/dgov/internal/platform/authz"
 	"github.com/dgov/dgov/internal/platform/db"
 	"github.com/dgov/dgov/internal/platform/i18n"
 )
@@ -223,11 +230,25 @@ type BaseLibraries interface {
 	FindEntityByCreditCode(ctx context.Context, code string) (baselib.Entity, error)
 }
 
+// AuditFunc records one event inside the transaction that makes the change (as catalog's).
+type AuditFunc func(ctx context.Context, tx *db.Tx, actor authz.Subject, action, object string, detail map[string]any) error
+
+// Audit actions; the object is "dataset:<id>".
+const (
+	ActionRuleAdd    = "quality.rule.add"
+	ActionRuleDelete = "quality.rule.delete"
+	ActionRulesSet   = "quality.rules.set"
+	ActionAttach     = "quality.attach"
+	ActionRun        = "quality.run"
+)
+
 // Options configure New.
 type Options struct {
 	Now func() time.Time // default time.Now
 	// MaxFindings caps the findings stored per report; 0 = DefaultMaxFindings. Counts are exact.
 	MaxFindings int
+	// Audit, when set, is called inside the transaction of every change staff make.
+	Audit AuditFunc
 }
 
 // Defaults.
@@ -247,11 +268,12 @@ var (
 
 // Service runs quality rules and keeps reports. It is safe for concurrent use.
 type Service struct {
-	d    *db.DB
-	data Datasets
-	base BaseLibraries
-	now  func() time.Time
-	max  int
+	d     *db.DB
+	data  Datasets
+	base  BaseLibraries
+	now   func() time.Time
+	max   int
+	audit AuditFunc
 }
 
 // New returns the quality service on d.
@@ -264,8 +286,19 @@ func New(d *db.DB, data Datasets, base BaseLibraries, opts ...Options) *Service 
 		if o.MaxFindings > 0 {
 			s.max = o.MaxFindings
 		}
+		if o.Audit != nil {
+			s.audit = o.Audit
+		}
 	}
 	return s
 }
 
 func (s *Service) clock() time.Time { return db.Now(s.now()) }
+
+// record audits a change by actor in tx (nothing without an AuditFunc).
+func (s *Service) record(ctx context.Context, tx *db.Tx, actor authz.Subject, action, datasetID string, detail map[string]any) error {
+	if s.audit == nil {
+		return nil
+	}
+	return s.audit(ctx, tx, actor, action, "dataset:"+datasetID, detail)
+}

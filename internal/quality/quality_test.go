@@ -15,6 +15,7 @@ import (
 	"github.com/dgov/dgov/internal/baselib"
 	"github.com/dgov/dgov/internal/catalog"
 	"github.com/dgov/dgov/internal/dataset"
+	"github.com/dgov/dgov/internal/platform/authz"
 	"github.com/dgov/dgov/internal/platform/crypto"
 	"github.com/dgov/dgov/internal/platform/db"
 	"github.com/dgov/dgov/internal/platform/db/dbtest"
@@ -26,6 +27,9 @@ import (
 var residentRE = regexp.MustCompile(`\d{17}[\dX]`)
 
 var t0 = time.Date(2026, 3, 2, 1, 0, 0, 0, time.UTC)
+
+// staff is who changes rules in the tests.
+var staff = authz.Subject{Kind: authz.Staff, ID: "staff-1", Division: "140100", Roles: []authz.Role{authz.RoleOfficer}}
 
 // clock is a controllable clock.
 type clock struct {
@@ -156,7 +160,7 @@ func (f *fixture) load(t *testing.T, id, csv string) {
 func (f *fixture) rules(t *testing.T, rules []quality.Rule) {
 	t.Helper()
 	for _, r := range rules {
-		if _, err := f.q.AddRule(f.ctx, "staff-1", r); err != nil {
+		if _, err := f.q.AddRule(f.ctx, staff, r); err != nil {
 			t.Fatalf("add %+v: %v", r, err)
 		}
 	}
@@ -264,7 +268,7 @@ func TestTimeliness(t *testing.T) {
 	each(t, func(t *testing.T, f *fixture) {
 		d := seed(t, f)
 		f.load(t, "roll", d.csv)
-		if _, err := f.q.Attach(f.ctx, "roll", catalog.Resource{ID: "res-1", Draft: catalog.Draft{Name: "低保名册", Provider: "民政局",
+		if _, err := f.q.Attach(f.ctx, staff, "roll", catalog.Resource{ID: "res-1", Draft: catalog.Draft{Name: "低保名册", Provider: "民政局",
 			ProviderDeptID: "dept-mz", UpdateCycle: catalog.CycleDaily}, DivisionCode: "140105"}); err != nil {
 			t.Fatal(err)
 		}
@@ -306,7 +310,7 @@ func TestDepartmentReport(t *testing.T) {
 		f.load(t, "clean", d.csv)
 		f.rules(t, explicit("roll"))
 		attach := func(id, dept, division string) {
-			if _, err := f.q.Attach(f.ctx, id, catalog.Resource{ID: "res-" + id, Draft: catalog.Draft{Name: id, ProviderDeptID: dept,
+			if _, err := f.q.Attach(f.ctx, staff, id, catalog.Resource{ID: "res-" + id, Draft: catalog.Draft{Name: id, ProviderDeptID: dept,
 				UpdateCycle: catalog.CycleMonthly}, DivisionCode: division}); err != nil {
 				t.Fatal(err)
 			}
@@ -364,7 +368,7 @@ func TestRules(t *testing.T) {
 			{DatasetID: "roll", Kind: "beauty", Column: "姓名"},
 			{DatasetID: "roll", Kind: quality.Uniqueness},
 		} {
-			if _, err := f.q.AddRule(f.ctx, "x", r); !errors.Is(err, quality.ErrRule) {
+			if _, err := f.q.AddRule(f.ctx, staff, r); !errors.Is(err, quality.ErrRule) {
 				t.Errorf("%+v: %v", r, err)
 			}
 		}
@@ -379,7 +383,7 @@ func TestRules(t *testing.T) {
 		if want := []string{"default:completeness:区划", "default:format:区划"}; !reflect.DeepEqual(got, want) {
 			t.Fatalf("defaults %v, want %v", got, want)
 		}
-		r, err := f.q.AddRule(f.ctx, "x", quality.Rule{DatasetID: "roll", Kind: quality.Format, Column: "姓名", Format: quality.FormatRegex, Pattern: `居民\d+`})
+		r, err := f.q.AddRule(f.ctx, staff, quality.Rule{DatasetID: "roll", Kind: quality.Format, Column: "姓名", Format: quality.FormatRegex, Pattern: `居民\d+`})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -390,10 +394,10 @@ func TestRules(t *testing.T) {
 		if rep.BadRows != 5 { // every seeded row's name but the empty one
 			t.Fatalf("regex: %d bad rows: %v", rep.BadRows, rep.BadRowNumbers())
 		}
-		if err := f.q.DeleteRule(f.ctx, "roll", r.ID); err != nil {
+		if err := f.q.DeleteRule(f.ctx, staff, "roll", r.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.q.DeleteRule(f.ctx, "roll", r.ID); !errors.Is(err, i18n.ErrNotFound) {
+		if err := f.q.DeleteRule(f.ctx, staff, "roll", r.ID); !errors.Is(err, i18n.ErrNotFound) {
 			t.Fatalf("second delete: %v", err)
 		}
 		// Without a format rule on the column, a reference rule flags a malformed ID itself.

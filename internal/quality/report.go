@@ -53,7 +53,7 @@ func (s *Service) ReportFor(ctx context.Context, datasetID string, limit int) (R
 	return r, internal("read findings", rows.Err())
 }
 
-// Scope selects the datasets of a department report: those of one provider department, or
+// Scope selects the datasets of a department report: those of one provider department and/or
 // those whose resource's division lies within Division (rolled up). Both empty: all.
 type Scope struct {
 	DeptID   string

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dgov/dgov/internal/catalog"
 	"github.com/dgov/dgov/internal/dataset"
+	"github.com/dgov/dgov/internal/platform/authz"
 	"github.com/dgov/dgov/internal/platform/db"
 	"github.com/dgov/dgov/internal/platform/i18n"
 	"github.com/dgov/dgov/internal/platform/ids"
@@ -48,6 +49,11 @@ type evaluator struct {
 
 // Run checks the active version of a dataset against its rules and stores the report.
 func (s *Service) Run(ctx context.Context, datasetID string) (Report, error) {
+	return s.run(ctx, authz.Subject{}, datasetID)
+}
+
+// run is Run on behalf of actor (audited unless the zero Subject: the system).
+func (s *Service) run(ctx context.Context, actor authz.Subject, datasetID string) (Report, error) {
 	v, err := s.data.Active(ctx, datasetID)
 	if err != nil {
 		return Report{}, err
@@ -64,32 +70,20 @@ func (s *Service) Run(ctx context.Context, datasetID string) (Report, error) {
 	if t != nil {
 		rep.ResourceID, rep.DeptID, rep.DivisionCode = t.ResourceID, t.DeptID, t.DivisionCode
 	}
-	e := &evaluator{s: s, ctx: ctx, now: s.now(), rules: rules, report: rep,
-		results: make([]RuleResult, len(rules)), regex: make([]*regexp.Regexp, len(rules)), seen: make([]map[uint64]int64, len(rules)),
-		formatted: make([]bool, len(rules))}
+	e, err := s.newEvaluator(ctx, rules, rep)
+	if err != nil {
+		return Report{}, err
+	}
 	for i, r := range rules {
-		e.results[i].Rule = r
-		switch {
-		case r.Kind == Format && r.Format == FormatRegex:
-			if e.regex[i], err = regexp.Compile(`^(?:` + r.Pattern + `)$`); err != nil {
-				return Report{}, ruleErr("pattern", "正则表达式无效", "the regular expression is invalid")
-			}
-		case r.Kind == Uniqueness:
-			e.seen[i] = map[uint64]int64{}
-		case r.Kind == Timeliness:
+		if r.Kind == Timeliness {
 			e.timeliness(i, v, t)
-		case r.Kind == Reference:
-			want := map[string]string{LibraryPopulation: FormatResidentID, LibraryLegalEntities: FormatCreditCode}[r.Library]
-			for _, o := range rules {
-				e.formatted[i] = e.formatted[i] || (o.Kind == Format && o.Column == r.Column && o.Format == want)
-			}
 		}
 	}
 	if err := s.data.Each(ctx, datasetID, v.Version, e.row); err != nil {
 		return Report{}, err
 	}
 	rep.Rules = e.results
-	if err := s.store(ctx, rep); err != nil {
+	if err := s.store(ctx, actor, rep); err != nil {
 		return Report{}, err
 	}
 	return *rep, nil
@@ -102,37 +96,80 @@ func (e *evaluator) find(f Finding) {
 	}
 }
 
-// timeliness checks the age of the version (since it became active) against the cycle.
-func (e *evaluator) timeliness(i int, v dataset.Version, t *Target) {
-	r := e.rules[i]
+// newEvaluator prepares a run of rules that records into rep.
+func (s *Service) newEvaluator(ctx context.Context, rules []Rule, rep *Report) (*evaluator, error) {
+	e := &evaluator{s: s, ctx: ctx, now: s.now(), rules: rules, report: rep,
+		results: make([]RuleResult, len(rules)), regex: make([]*regexp.Regexp, len(rules)), seen: make([]map[uint64]int64, len(rules)),
+		formatted: make([]bool, len(rules))}
+	for i, r := range rules {
+		e.results[i].Rule = r
+		switch {
+		case r.Kind == Format && r.Format == FormatRegex:
+			var err error
+			if e.regex[i], err = compilePattern(r.Pattern); err != nil {
+				return nil, ruleErr("pattern", "正则表达式无效", "the regular expression is invalid")
+			}
+		case r.Kind == Uniqueness:
+			e.seen[i] = map[uint64]int64{}
+		case r.Kind == Reference:
+			want := map[string]string{LibraryPopulation: FormatResidentID, LibraryLegalEntities: FormatCreditCode}[r.Library]
+			for _, o := range rules {
+				e.formatted[i] = e.formatted[i] || (o.Kind == Format && o.Column == r.Column && o.Format == want)
+			}
+		}
+	}
+	return e, nil
+}
+
+// compilePattern compiles a regex rule's pattern to match whole values.
+func compilePattern(p string) (*regexp.Regexp, error) { return regexp.Compile(`^(?:` + p + `)$`) }
+
+// loadedAt is when a version became active: its age counts from then.
+func loadedAt(v dataset.Version) time.Time {
+	if v.FinishedAt != nil {
+		return *v.FinishedAt
+	}
+	return v.StartedAt
+}
+
+// staleness measures a version against the update cycle of the resource behind it, at now:
+// measured is false when there is nothing to measure against (not attached, or an irregular
+// cycle); limit is the cycle plus the grace period (graceHours, 0 = DefaultGrace).
+func staleness(v dataset.Version, t *Target, graceHours int, now time.Time) (measured, stale bool, age, limit time.Duration) {
 	if t == nil {
-		return // nothing to measure against: not counted
+		return false, false, 0, 0
 	}
 	period, ok := cycleLength[catalog.UpdateCycle(t.UpdateCycle)]
 	if !ok {
-		return
+		return false, false, 0, 0
 	}
 	grace := DefaultGrace
-	if r.GraceHours > 0 {
-		grace = time.Duration(r.GraceHours) * time.Hour
+	if graceHours > 0 {
+		grace = time.Duration(graceHours) * time.Hour
 	}
-	loaded := v.StartedAt
-	if v.FinishedAt != nil {
-		loaded = *v.FinishedAt
+	age, limit = now.Sub(loadedAt(v)), period+grace
+	return true, age > limit, age, limit
+}
+
+// timeliness checks the age of the version (since it became active) against the cycle.
+func (e *evaluator) timeliness(i int, v dataset.Version, t *Target) {
+	r := e.rules[i]
+	measured, stale, age, limit := staleness(v, t, r.GraceHours, e.now)
+	if !measured {
+		return // nothing to measure against: not counted
 	}
 	e.results[i].Checked = 1
-	age := e.now.Sub(loaded)
-	if age <= period+grace {
+	if !stale {
 		return
 	}
 	e.results[i].Failed = 1
 	e.report.Stale = true
 	days := int64(math.Floor(age.Hours() / 24))
-	limit := int64((period + grace).Hours())
+	hours := int64(limit.Hours())
 	cycle := catalog.UpdateCycle(t.UpdateCycle).Name()
 	e.find(Finding{RuleID: r.ID, Kind: Timeliness, Code: "quality.stale",
-		Reason: i18n.T(fmt.Sprintf("数据已%d天未更新，更新周期为%s（含宽限共%d小时）", days, cycle.ZH, limit),
-			fmt.Sprintf("not updated for %d days; the update cycle is %s (%d hours with grace)", days, cycle.EN, limit))})
+		Reason: i18n.T(fmt.Sprintf("数据已%d天未更新，更新周期为%s（含宽限共%d小时）", days, cycle.ZH, hours),
+			fmt.Sprintf("not updated for %d days; the update cycle is %s (%d hours with grace)", days, cycle.EN, hours))})
 }
 
 // row evaluates every row rule on one row.
@@ -242,8 +279,8 @@ func (e *evaluator) format(i int, r Rule, v string) error {
 	return err
 }
 
-// store writes the report and its findings in one transaction.
-func (s *Service) store(ctx context.Context, r *Report) error {
+// store writes the report and its findings in one transaction, audited when a person ran it.
+func (s *Service) store(ctx context.Context, actor authz.Subject, r *Report) error {
 	rules, err := json.Marshal(r.Rules)
 	if err != nil {
 		return internal("store report", err)
@@ -271,6 +308,10 @@ func (s *Service) store(ctx context.Context, r *Report) error {
 				return err
 			}
 		}
-		return nil
+		if actor.Kind == "" {
+			return nil
+		}
+		return s.record(ctx, tx, actor, ActionRun, r.DatasetID, map[string]any{"report": r.ID, "version": r.Version,
+			"total_rows": r.TotalRows, "bad_rows": r.BadRows})
 	}))
 }
