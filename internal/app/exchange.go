@@ -41,10 +41,9 @@ func (a *App) exchangeGateway() (http.Handler, error) {
 // state of its own, so the gateway and the queue each build one. The queue is looked up when
 // an extract is asked for (Serve starts it before the HTTP server; a node without it answers 503).
 //
-// Files are kept exchange.DefaultExtractTTL (7 days); a configuration key
-// (DGOV_EXCHANGE_EXTRACT_TTL) would set ExtractsConfig.TTL here.
+// Files are kept for DGOV_EXCHANGE_EXTRACT_TTL (7 days by default).
 func (a *App) exchangeExtracts() (*exchange.Extracts, error) {
-	return exchange.NewExtracts(exchange.ExtractsConfig{Service: a.Exchange, Blobs: a.Blobs, Signer: a.Keys, Logger: a.Log,
+	return exchange.NewExtracts(exchange.ExtractsConfig{Service: a.Exchange, Blobs: a.Blobs, Signer: a.Keys, Logger: a.Log, TTL: a.Cfg.ExchangeExtractTTL,
 		Queue: func() exchange.JobQueue {
 			if a.queue == nil {
 				return nil

@@ -229,6 +229,9 @@ func (s *Service) Due(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		if v.Format == dataset.UpstreamAPI {
+			continue // rows live at the provider: nothing here to walk (the gateway validates each answer)
+		}
 		if st.isDue(v, now) {
 			out = append(out, id)
 		}
@@ -245,6 +248,9 @@ func (s *Service) due(ctx context.Context, datasetID string) (bool, error) {
 	}
 	if err != nil {
 		return false, err
+	}
+	if v.Format == dataset.UpstreamAPI {
+		return false, nil
 	}
 	st, err := s.loadDueState(ctx, datasetID)
 	if err != nil || st.targets[datasetID] == nil {

@@ -44,6 +44,7 @@ type Config struct {
 
 	AuditCheckpointEvery    int           `yaml:"audit_checkpoint_every" env:"DGOV_AUDIT_CHECKPOINT_EVERY" flag:"audit-checkpoint-every" help:"sign an audit checkpoint every N entries"`
 	AuditCheckpointInterval time.Duration `yaml:"audit_checkpoint_interval" env:"DGOV_AUDIT_CHECKPOINT_INTERVAL" flag:"audit-checkpoint-interval" help:"also sign a checkpoint this often when there are new entries"`
+	ExchangeExtractTTL      time.Duration `yaml:"exchange_extract_ttl" env:"DGOV_EXCHANGE_EXTRACT_TTL" flag:"exchange-extract-ttl" help:"how long bulk extract files of the exchange gateway are kept"`
 
 	S3Endpoint  string `yaml:"s3_endpoint" env:"DGOV_S3_ENDPOINT" flag:"s3-endpoint" help:"S3-compatible endpoint host:port for files (empty = the data dir)"`
 	S3Bucket    string `yaml:"s3_bucket" env:"DGOV_S3_BUCKET" flag:"s3-bucket" help:"S3 bucket"`
@@ -65,6 +66,7 @@ func Defaults() Config {
 		RateBurst:               100,
 		AuditCheckpointEvery:    1000,
 		AuditCheckpointInterval: time.Minute,
+		ExchangeExtractTTL:      7 * 24 * time.Hour,
 		FederationName:          "国家政务服务平台",
 	}
 }
@@ -260,6 +262,9 @@ func (c Config) Check() []Problem {
 	}
 	if c.AuditCheckpointEvery <= 0 {
 		add("DGOV_AUDIT_CHECKPOINT_EVERY", "审计检查点间隔必须大于 0", "the audit checkpoint interval must be above 0")
+	}
+	if c.ExchangeExtractTTL < time.Minute {
+		add("DGOV_EXCHANGE_EXTRACT_TTL", "批量导出文件保存时间至少 1 分钟", "bulk extract files must be kept at least 1m")
 	}
 	if c.AuditCheckpointInterval < time.Second {
 		add("DGOV_AUDIT_CHECKPOINT_INTERVAL", "审计检查点时间间隔至少 1 秒", "the audit checkpoint period must be at least 1s")
