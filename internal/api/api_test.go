@@ -28,6 +28,10 @@ import (
 // TestOpenAPIDocumentsGateway keeps them in step with the gateway's routes.
 const gatewayPrefix = "/api/v1/exchange/"
 
+// mountedByApp are API paths the app mounts from other engines' handlers (licences' trust
+// list, the payment channels' callbacks); internal/app's licence and payment tests call them.
+var mountedByApp = map[string]bool{"GET /api/v1/licenses/trust-list": true, "POST /api/v1/pay/notify/{channel}": true}
+
 // Every route of the table is documented in openapi.json, and the document names no route
 // the table lacks (the gateway's aside).
 func TestOpenAPIMatchesRoutes(t *testing.T) {
@@ -59,7 +63,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 	for d := range documented {
-		if !routed[d] {
+		if !routed[d] && !mountedByApp[d] {
 			t.Errorf("openapi.json documents %q, which is not routed", d)
 		}
 	}

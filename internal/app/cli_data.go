@@ -98,9 +98,17 @@ func cmdDemo(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "基础库 / base libraries: %d loaded, %d already present\n", len(libs.Loaded), len(libs.Skipped))
+	trust, err := demo.LoadTrust(ctx, demo.TrustDeps{Org: a.Org, Seals: a.Seals, Licenses: a.Licenses})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "发证机构与电子印章 / issuing departments: %d (%d registered, %d seals made now)\n", trust.Departments, trust.Issuers, trust.Seals)
 	if q := libs.Quality; q != nil {
 		fmt.Fprintf(env.stdout, "数据质量演示 / quality demo: %d of %d rows flagged in 城乡最低生活保障对象名册 (see /console/quality)\n",
 			q.Report.BadRows, q.Report.TotalRows)
+	}
+	if s, err := a.servicesSummary(ctx); err == nil {
+		fmt.Fprintln(env.stdout, s)
 	}
 	clients, err := a.registerDemoClients(ctx)
 	if err != nil {

@@ -2,29 +2,44 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dgov/dgov/internal/exchange"
+	"github.com/dgov/dgov/internal/license"
 	"github.com/dgov/dgov/internal/platform/config"
 	"github.com/dgov/dgov/internal/platform/i18n"
 )
 
-const verifyUsage = "verify RECEIPT_FILE BODY_FILE [--public-key PEM_FILE] [flags]"
+const verifyUsage = "verify RECEIPT_FILE BODY_FILE | LICENSE_FILE [flags]"
 
 // cmdVerify checks a saved exchange receipt (the X-Dgov-Receipt header, or its JSON) against
 // the response body it came with: offline with the node's public key from a PEM file, or else
-// with the keys published by the node whose database the configuration names.
+// with the keys published by the node whose database the configuration names. Given one file,
+// a licence file (.dgovlic), it verifies the licence offline (verifyLicense).
 func cmdVerify(ctx context.Context, env *cliEnv, args []string) error {
-	var pubFile string
-	setup := verifyFlags(&pubFile)
+	var pubFile, trustFile string
+	setup := verifyFlags(&pubFile, &trustFile)
 	cfg, fs, err := load(env, "verify", flagsFirst(args, setup), setup)
 	if err != nil {
 		return err
+	}
+	if fs.NArg() == 1 {
+		file, err := readLimited(fs.Arg(0), licenseFileLimit)
+		if err != nil {
+			return fmt.Errorf("读取证照文件 / read licence file: %w", err)
+		}
+		if !isLicenseFile(fs.Arg(0), file) {
+			return errors.New("usage: dgov " + verifyUsage)
+		}
+		return verifyLicense(ctx, env, cfg, file, pubFile, trustFile)
 	}
 	if fs.NArg() != 2 {
 		return errors.New("usage: dgov " + verifyUsage)
@@ -61,10 +76,73 @@ func cmdVerify(ctx context.Context, env *cliEnv, args []string) error {
 	return nil
 }
 
-func verifyFlags(pubFile *string) func(*flag.FlagSet) {
+func verifyFlags(pubFile, trustFile *string) func(*flag.FlagSet) {
 	return func(fs *flag.FlagSet) {
 		fs.StringVar(pubFile, "public-key", "", "the node's SM2 public key (PEM, as published at /api/v1/keys); without it, the keys in the local database")
+		fs.StringVar(trustFile, "trust-list", "", "licence files: the issuing node's trust list (from /api/v1/licenses/trust-list), checked with --public-key; without it, the trust of the local node")
 	}
+}
+
+// licenseFileLimit is the largest licence file read (the engine refuses more).
+const licenseFileLimit = 1 << 20
+
+// isLicenseFile tells a licence file by its name or its format member.
+func isLicenseFile(name string, b []byte) bool {
+	if strings.EqualFold(filepath.Ext(name), license.FileExt) {
+		return true
+	}
+	var head struct {
+		Format string `json:"format"`
+	}
+	return json.Unmarshal(b, &head) == nil && head.Format == license.FileFormat
+}
+
+// verifyLicense verifies a licence file offline: against a trust list file, itself checked
+// with the publishing node's public key (nothing but files), or else against the trust of the
+// node whose database the configuration names (its own issuers and imported lists). Whether
+// the licence was revoked needs the issuing node: its QR code's page says.
+func verifyLicense(ctx context.Context, env *cliEnv, cfg config.Config, file []byte, pubFile, trustFile string) error {
+	var res license.Result
+	if trustFile != "" {
+		if pubFile == "" {
+			return errors.New("--trust-list 需要 --public-key（签发该列表的节点公钥）/ --trust-list needs --public-key, the key of the node that signed the list")
+		}
+		doc, err := readLimited(trustFile, 8<<20)
+		if err != nil {
+			return fmt.Errorf("读取信任列表 / read trust list: %w", err)
+		}
+		pemText, err := readLimited(pubFile, 64<<10)
+		if err != nil {
+			return fmt.Errorf("读取公钥 / read public key: %w", err)
+		}
+		list, err := license.ParseTrustList(doc, string(pemText))
+		if err != nil {
+			if e, ok := i18n.As(err); ok {
+				return fmt.Errorf("✗ 信任列表无效 / trust list NOT valid: %s", e.Msg.String())
+			}
+			return err
+		}
+		res = license.VerifyFile(file, license.NewTrust(list), time.Now())
+	} else {
+		a, err := open(ctx, env, cfg)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		if res, err = a.Licenses.VerifyFile(ctx, file); err != nil {
+			return err
+		}
+	}
+	if !res.Valid {
+		return fmt.Errorf("✗ 证照核验未通过 / licence NOT valid: %s", res.Message.String())
+	}
+	fmt.Fprintf(env.stdout, "✓ 证照有效（离线核验）/ licence valid (offline): %s %s, holder %s, issued by %s (%s)",
+		res.License.TypeName, res.ID, res.License.HolderName, res.License.IssuerName, res.License.IssuerCreditCode)
+	if sb := res.SignedBy; sb != nil {
+		fmt.Fprintf(env.stdout, ", seal key %s, trusted through node %s", sb.KeyID, sb.Node)
+	}
+	fmt.Fprintf(env.stdout, "\n%s\n", res.Message.String())
+	return nil
 }
 
 // failed is a verification failure as the command reports it: its reason in both languages.

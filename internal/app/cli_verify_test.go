@@ -9,7 +9,7 @@ import (
 )
 
 // `dgov verify`'s arguments and its refusals; a real receipt is verified (and refused once
-// its body is changed) in TestExchangeEndToEnd.
+// its body is changed) in TestExchangeEndToEnd, a real licence file in TestLicenseLifecycle.
 func TestCLIVerifyArguments(t *testing.T) {
 	dir := t.TempDir()
 	file := func(name, content string) string {
@@ -25,6 +25,7 @@ func TestCLIVerifyArguments(t *testing.T) {
 	altered := file("altered.json", `{"v":1,"request_id":"r","method":"POST","target":"/x","client_id":"c","purpose":"p","resource":"res",`+
 		`"grant_id":"g","row_count":1,"request_sm3":"00","response_sm3":"00","at":"2026-01-01T00:00:00Z","key_id":"k","signature":"AAEC"}`)
 	pem := file("key.pem", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+	licGarbage := file("licence.dgovlic", `{"format":"dgov-license-file/1","content":{}}`)
 	env := map[string]string{"DGOV_DATA_DIR": t.TempDir(), "DGOV_LOG_LEVEL": "warn"}
 
 	for _, c := range []struct {
@@ -40,7 +41,10 @@ func TestCLIVerifyArguments(t *testing.T) {
 		{"altered receipt, flag first", []string{"verify", "--public-key", pem, altered, body}, 1, []string{"回执被改动", "altered"}},
 		{"altered receipt, flag last", []string{"verify", altered, body, "--public-key=" + pem}, 1, []string{"回执被改动", "altered"}},
 		{"key not on this node", []string{"verify", altered, body}, 1, []string{"k", "--public-key"}},
-		{"help", []string{"verify", "--help"}, 0, []string{"-public-key"}},
+		{"help", []string{"verify", "--help"}, 0, []string{"-public-key", "-trust-list"}},
+		{"malformed licence file, local trust", []string{"verify", licGarbage}, 1, []string{"证照核验未通过", "not a valid licence identifier or file"}},
+		{"trust list without the node key", []string{"verify", licGarbage, "--trust-list", garbage}, 1, []string{"--trust-list needs --public-key"}},
+		{"trust list that does not verify", []string{"verify", licGarbage, "--trust-list", garbage, "--public-key", pem}, 1, []string{"信任列表无效"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, out, errOut := runCLI(t, env, "", c.args...)
@@ -69,7 +73,7 @@ func TestFlagsFirst(t *testing.T) {
 		{[]string{"--data-dir", "/d", "r", "--public-key=k", "b"}, []string{"--data-dir", "/d", "--public-key=k", "--", "r", "b"}},
 		{[]string{"r", "--", "-b"}, []string{"--", "r", "-b"}},
 	} {
-		if got := flagsFirst(c.in, verifyFlags(new(string))); !slices.Equal(got, c.want) {
+		if got := flagsFirst(c.in, verifyFlags(new(string), new(string))); !slices.Equal(got, c.want) {
 			t.Errorf("flagsFirst(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}

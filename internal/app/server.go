@@ -55,7 +55,7 @@ func (a *App) Handler() (*Server, error) {
 	}
 	// The provider's endpoints are called by applications' servers (Basic auth, form posts),
 	// not by our pages; they carry their own protection (client authentication, PKCE, state).
-	for _, pattern := range append(append(api.CSRFExempt, a.IdP.CSRFExempt()...), exchangeCSRFExempt...) {
+	for _, pattern := range append(append(append(api.CSRFExempt, a.IdP.CSRFExempt()...), exchangeCSRFExempt...), a.trustCSRFExempt()...) {
 		csrf.Exempt(pattern)
 	}
 	reg := prometheus.NewRegistry()
@@ -78,7 +78,7 @@ func (a *App) Handler() (*Server, error) {
 		})
 	}
 
-	con := &console.Console{Org: a.Org, Audit: a.Audit, Keys: a.Keys, IdP: a.IdP, Catalog: a.Catalog, Exchange: a.Exchange, SSO: loginProvider{a.IdP}, Datasets: a.Datasets, CatalogSearch: a.CatalogIndex, BackgroundContext: a.serving, Sessions: console.NewSessions(a.DB, a.Now),
+	con := &console.Console{Org: a.Org, Audit: a.Audit, Keys: a.Keys, IdP: a.IdP, Catalog: a.Catalog, Exchange: a.Exchange, Cases: a.Workflow, Apps: a.Applications, Items: a.Services, SSO: loginProvider{a.IdP}, Datasets: a.Datasets, CatalogSearch: a.CatalogIndex, BackgroundContext: a.serving, Sessions: console.NewSessions(a.DB, a.Now),
 		Render: render, Policy: a.Policy, Now: a.Now, NodeDivision: a.Cfg.NodeDivision, Log: a.Log,
 		ClientIP: func(r *http.Request) string { return httpx.ClientIPFrom(r.Context()) },
 		Secure:   func(r *http.Request) bool { return httpx.IsHTTPS(r, proxies) }}
@@ -107,9 +107,14 @@ func (a *App) Handler() (*Server, error) {
 	}
 	strong.Routes(mux)
 	(&portal.Reads{Accounts: accounts, Exchange: a.Exchange}).Routes(mux) // who read my data
+	ratings := a.ratingRoutes(mux, con, accounts)                         // 好差评: the rating form's POST, /ratings, /console/ratings (ratings.go)
+	(&portal.Services{Accounts: accounts, Items: a.Services, Index: a.ServicesIndex, Apps: a.Applications, Notify: a.Notify,
+		IDNumber: a.Identity.VerifiedIDNumber, Ratings: ratings}).Routes(mux)
 	con.Routes(mux)
 	con.QualityRoutes(mux, a.Quality)
 	con.UpstreamRoutes(mux) // datasets served from a provider's own API
+	// Seals, e-licences and payments; /licenses/verify; the bank simulator.
+	a.trustRoutes(mux, con, accounts)
 	apiv1.Routes(mux)
 	mux.Handle("/oidc/", a.IdP.Handler())
 	gateway, err := a.exchangeGateway()
@@ -202,6 +207,16 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 		return err
 	}
 	defer searchSub.Stop()
+	stopServices, err := a.serveServices(ctx) // guide search, notifications
+	if err != nil {
+		return err
+	}
+	defer stopServices()
+	stopRatings, err := a.serveRatings(ctx) // rectification cases mirrored onto their ratings
+	if err != nil {
+		return err
+	}
+	defer stopRatings()
 	srv, err := a.Handler()
 	if err != nil {
 		return err
@@ -275,6 +290,9 @@ func (a *App) startJobs(ctx context.Context) error {
 	}
 	periodic = append(periodic, a.qualityJobs(workers)...)
 	periodic = append(periodic, a.exchangeJobs(workers)...)
+	periodic = append(periodic, a.servicesJobs(workers)...) // case deadlines, SMS retries
+	periodic = append(periodic, a.trustJobs(workers)...)
+	periodic = append(periodic, a.ratingJobs(workers)...)
 	q, err := jobs.New(a.DB, jobs.Config{Workers: workers, Logger: a.Log, Periodic: periodic})
 	if err != nil {
 		return err

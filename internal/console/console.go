@@ -18,6 +18,7 @@ import (
 	"github.com/dgov/dgov/internal/dataset"
 
 	"github.com/dgov/dgov/internal/exchange"
+	"github.com/dgov/dgov/internal/govservice"
 	"github.com/dgov/dgov/internal/idp"
 	"github.com/dgov/dgov/internal/org"
 	"github.com/dgov/dgov/internal/org/divisions"
@@ -27,6 +28,7 @@ import (
 	"github.com/dgov/dgov/internal/platform/httpx"
 	"github.com/dgov/dgov/internal/platform/i18n"
 	"github.com/dgov/dgov/internal/platform/ids"
+	"github.com/dgov/dgov/internal/workflow"
 	"github.com/dgov/dgov/web"
 )
 
@@ -55,6 +57,11 @@ type Console struct {
 	Secure            func(r *http.Request) bool   // whether cookies must be Secure
 	Log               *slog.Logger
 	Exchange          *exchange.Service
+	// Cases is the case engine behind 事项办理 (nil: no case pages); Apps the applications
+	// behind service cases (nil: cases only); Items the service item catalogue.
+	Cases *workflow.Service
+	Apps  *govservice.Applications
+	Items *govservice.Service
 
 	verifyMu   sync.Mutex
 	lastVerify *verification
@@ -107,6 +114,7 @@ func (c *Console) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /console/exchange/requests/{id}/{action}", c.staffOnly(c.sharingRequestAction))
 	mux.Handle("POST /console/exchange/grants/{id}/{action}", c.staffOnly(c.grantAction))
 	mux.Handle("GET /console/exchange/duties", c.staffOnly(c.dutiesPage))
+	c.caseRoutes(mux) // 事项办理, 办件统计, 服务事项 (cases.go)
 }
 
 // Authenticate puts the subject of a valid session cookie into the request context for

@@ -317,8 +317,9 @@ type staffPlanEntry struct {
 // staffPlan lists the demo's accounts besides admin: a provincial organisation admin,
 // auditor and officers; in every city an organisation admin ("ty-admin" …) and officers of
 // the government-services, approval and market-regulation bureaus; in 太原 a few more
-// officers, and in each of its districts and counties a government-services officer, with
-// an organisation admin and more officers in 小店区.
+// officers (one in every bureau that handles the Shanxi pack's items applied for in 小店区),
+// and in each of its districts and counties a government-services officer, with an
+// organisation admin and more officers in 小店区.
 func staffPlan(seed int64) []staffPlanEntry {
 	r := newRand(seed, streamStaff)
 	var out []staffPlanEntry
@@ -341,6 +342,12 @@ func staffPlan(seed int64) []staffPlanEntry {
 	add("ty-scjg-02", "140100/scjg", officer)
 	add("ty-ga-01", "140100/ga", officer)
 	add("ty-rs-01", "140100/rs", officer)
+	// Online services: 太原's bureaus that take 小店区's applications where the district has no
+	// bureau of that kind (county items walk up to the city), and the province's for its items.
+	for _, code := range []string{"zr", "wj", "mz", "jy", "yb"} {
+		add("ty-"+code+"-01", "140100/"+code, officer)
+	}
+	add("sx-rs-01", "140000/rs", officer)
 	for _, tc := range taiyuanCounties {
 		add(tc.initials+"-zwfw-01", tc.code+"/zwfw", officer)
 	}

@@ -111,6 +111,17 @@ func (s *Service) GetAccount(ctx context.Context, id string) (Account, error) {
 	return r.Account, err
 }
 
+// VerifiedIDNumber is the account's real-name verified ID number, "" while unverified. It is
+// for the engines that act for the person (prefill of their applications, their e-licences),
+// never for display: pages show the mask.
+func (s *Service) VerifiedIDNumber(ctx context.Context, accountID string) (string, error) {
+	r, err := s.account(ctx, s.d, accountID)
+	if err != nil {
+		return "", err
+	}
+	return s.idNumber(r)
+}
+
 // idNumber decrypts the account's ID number ("" when unverified).
 func (s *Service) idNumber(r accountRow) (string, error) {
 	if r.idEnc == nil {

@@ -44,6 +44,7 @@ type Config struct {
 
 	AuditCheckpointEvery    int           `yaml:"audit_checkpoint_every" env:"DGOV_AUDIT_CHECKPOINT_EVERY" flag:"audit-checkpoint-every" help:"sign an audit checkpoint every N entries"`
 	AuditCheckpointInterval time.Duration `yaml:"audit_checkpoint_interval" env:"DGOV_AUDIT_CHECKPOINT_INTERVAL" flag:"audit-checkpoint-interval" help:"also sign a checkpoint this often when there are new entries"`
+	PaySim                  bool          `yaml:"pay_sim" env:"DGOV_PAY_SIM" flag:"pay-sim" help:"serve the development bank simulator as a payment channel (turn off in production: anyone can pay through it)"`
 	ExchangeExtractTTL      time.Duration `yaml:"exchange_extract_ttl" env:"DGOV_EXCHANGE_EXTRACT_TTL" flag:"exchange-extract-ttl" help:"how long bulk extract files of the exchange gateway are kept"`
 
 	S3Endpoint  string `yaml:"s3_endpoint" env:"DGOV_S3_ENDPOINT" flag:"s3-endpoint" help:"S3-compatible endpoint host:port for files (empty = the data dir)"`
@@ -67,6 +68,7 @@ func Defaults() Config {
 		AuditCheckpointEvery:    1000,
 		AuditCheckpointInterval: time.Minute,
 		ExchangeExtractTTL:      7 * 24 * time.Hour,
+		PaySim:                  true,
 		FederationName:          "国家政务服务平台",
 	}
 }
