@@ -29,7 +29,7 @@ func (f *applyFixture) bundleValues(code string) map[string]string {
 // that the member's form would prefill: members get no prefill, so those bundles cannot be
 // submitted until the pack maps the field (reported to the pack's owner). The test expects
 // exactly that refusal, so it notices when the pack is fixed.
-var packGaps = map[string]string{"company-opening": "shareholder_name"}
+var packGaps = map[string]string{}
 
 // Every shipped bundle fans out into one application per member, each routed to a
 // department and opened as its own case, all in one transaction.
