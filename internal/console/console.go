@@ -168,6 +168,18 @@ func (c *Console) staffOnly(h func(http.ResponseWriter, *http.Request, authz.Sub
 	})
 }
 
+// roleName names a role: the foundation's, or one an engine adds (the case engine's leader
+// and supervisor).
+func roleName(ro authz.Role) i18n.Text {
+	if t, ok := authz.RoleNames[ro]; ok {
+		return t
+	}
+	if t, ok := workflow.RoleNames[ro]; ok {
+		return t
+	}
+	return i18n.T(string(ro), string(ro))
+}
+
 func (c *Console) page(r *http.Request, nav string, title i18n.Text, data any) web.Page {
 	p := web.Page{Lang: i18n.FromRequest(r), Title: title, CSRF: httpx.CSRFToken(r), Nav: nav, Path: r.URL.Path,
 		Data: data, RequestID: httpx.RequestID(r.Context())}
@@ -178,7 +190,7 @@ func (c *Console) page(r *http.Request, nav string, title i18n.Text, data any) w
 		}
 		var roles []string
 		for _, ro := range sub.Roles {
-			roles = append(roles, authz.RoleNames[ro].In(p.Lang))
+			roles = append(roles, roleName(ro).In(p.Lang))
 		}
 		u.Roles = strings.Join(roles, "、")
 		p.User = u
