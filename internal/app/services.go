@@ -38,7 +38,7 @@ func (a *App) openServices(ctx context.Context) error {
 	a.Forms = form.NewVersions(a.DB, a.Now)
 	a.Services = govservice.New(a.DB, govservice.Options{Now: a.Now, Audit: a.auditOrg})
 	a.Applications = govservice.NewApplications(a.DB, a.Services, a.Forms, a.Workflow, depts, a.Base, a.Blobs, a.Keys.FieldCipher(),
-		govservice.ApplicationOptions{Now: a.Now, Audit: a.auditOrg, Calendar: cal})
+		govservice.ApplicationOptions{Now: a.Now, Audit: a.auditOrg, Calendar: cal, Trust: serviceTrust{a}})
 	a.Notify = notify.New(a.DB, a.SMS, notify.Options{Now: a.Now, Fields: a.Keys.FieldCipher(), Application: a.applicationNotice,
 		Definitions: a.Workflow, Log: a.Log})
 	hash, _, err := a.Services.LastSync(ctx)
@@ -181,13 +181,15 @@ func (a *App) serveServices(ctx context.Context) (func(), error) {
 			a.Log.Warn("close service guide index", "err", err)
 		}
 	}
-	for _, c := range []struct {
+	consumers := []struct {
 		durable, subjects string
 		handler           bus.Handler
 	}{
 		{govservice.SearchConsumer + "-" + nodeName(), govservice.SearchSubjects, a.ServicesIndex.OnEvent},
 		{notify.CaseConsumer, notify.CaseSubjects, a.Notify.OnCaseEvent},
-	} {
+	}
+	// Fees, licences on approval (trust_services.go).
+	for _, c := range append(consumers, a.trustServiceConsumers()...) {
 		sub, err := bus.Subscribe(ctx, a.js, c.durable, c.subjects, c.handler)
 		if err != nil {
 			stop()

@@ -246,6 +246,7 @@ type caseData struct {
 
 	// What the viewer may do now.
 	CanClaim, CanRelease, CanDecide, CanReturn bool
+	CanCorrect                                 bool // the definition lets the applicant answer corrections
 	ClaimedByMe                                bool
 	ClaimedBy                                  string // the holder's name when someone else holds it
 	Departments                                []org.Department
@@ -331,6 +332,10 @@ func (c *Console) caseData(ctx context.Context, r *http.Request, sub authz.Subje
 		d.CanRelease = cs.ClaimedBy != "" && (d.ClaimedByMe && handler || leader)
 		d.CanDecide = handler && d.ClaimedByMe
 		d.CanReturn = d.CanDecide && cs.StepIndex > 0
+		if d.CanDecide {
+			def, err := c.Cases.GetDefinition(ctx, cs.Definition, cs.DefinitionVersion)
+			d.CanCorrect = err == nil && !def.NoCorrection
+		}
 		if cs.ClaimedBy != "" && !d.ClaimedByMe {
 			d.ClaimedBy = c.actorName(ctx, sub, lang, cs, cs.ClaimedBy, people)
 		}
@@ -407,7 +412,13 @@ func (c *Console) caseAction(w http.ResponseWriter, r *http.Request, sub authz.S
 	case "release":
 		_, err = c.Cases.Release(ctx, sub, id)
 	case "approve":
-		_, err = c.Cases.Decide(ctx, sub, id, workflow.Decision{Outcome: workflow.Approve, Comment: f.Comment, Version: version})
+		dec := workflow.Decision{Outcome: workflow.Approve, Comment: f.Comment, Version: version}
+		if c.Apps != nil {
+			// Applications refuse the decision step's approval while the fees are unpaid.
+			_, err = c.Apps.Decide(ctx, sub, id, dec)
+		} else {
+			_, err = c.Cases.Decide(ctx, sub, id, dec)
+		}
 	case "reject":
 		_, err = c.Cases.Decide(ctx, sub, id, workflow.Decision{Outcome: workflow.Reject, Comment: f.Comment, Version: version})
 	case "correct":

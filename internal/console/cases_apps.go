@@ -42,12 +42,17 @@ type caseApplication struct {
 	Form      *form.View
 	Materials []caseMaterial
 	Choices   []choice // what a correction request may name: materials, then visible fields
+	// Payment is the order of the item's fees (nil: none); Licence the licence issued.
+	Payment *govservice.Payment
+	Licence *govservice.HeldLicence
 }
 
 // caseMaterial is one attached material with its download link.
 type caseMaterial struct {
 	Name, FileName, Source, Href, SM3 string
-	SizeText                          string // e.g. 1.2 MB
+	// Licence is the e-licence standing in for the material, verified (nil for files).
+	Licence  *govservice.UsedLicence
+	SizeText string // e.g. 1.2 MB
 }
 
 // sizeText writes a file size for people.
@@ -83,7 +88,7 @@ func (c *Console) caseApplication(ctx context.Context, r *http.Request, sub auth
 	lang := i18n.FromRequest(r)
 	a := &caseApplication{ID: det.ID, Number: det.Number, ApplicantKind: det.Applicant.Kind, ApplicantName: det.Applicant.Name,
 		SubmittedAt: det.SubmittedAt, StatusText: det.StatusText, Revision: det.Revision, BundleID: det.BundleID,
-		Item: det.Item}
+		Item: det.Item, Payment: det.Payment, Licence: det.Licence}
 	missing := det.Missing
 	for _, m := range det.Materials {
 		cm := caseMaterial{Name: m.Name.In(lang), Source: m.Source}
@@ -96,6 +101,7 @@ func (c *Console) caseApplication(ctx context.Context, r *http.Request, sub auth
 			cm.Href = "/console/cases/" + cs.ID + "/files/" + m.File.ID
 		case m.LicenseID != "":
 			cm.FileName = i18n.T("电子证照 ", "e-licence ").In(lang) + m.LicenseID
+			cm.Licence = m.Licence
 		}
 		a.Materials = append(a.Materials, cm)
 	}
@@ -119,7 +125,11 @@ func (c *Console) caseApplication(ctx context.Context, r *http.Request, sub auth
 				a.Choices = append(a.Choices, choice{Value: fd.Label, Label: i18n.T("填写内容", "Field").In(lang) + "：" + fv.Label})
 				switch fd.Prefill {
 				case prefillIDNumber:
-					a.ApplicantIDNo = ids.MaskResident(det.Values[fv.Key])
+					// Only fields bound to the verified identity name the applicant; others (a
+					// card holder, the insured) may be someone else.
+					if govservice.BoundToApplicant(fv.Key, fd.Prefill) {
+						a.ApplicantIDNo = ids.MaskResident(det.Values[fv.Key])
+					}
 				case prefillEntityName:
 					a.Enterprise = strings.TrimSpace(det.Values[fv.Key] + " " + a.Enterprise)
 				case prefillCreditCode:
@@ -153,6 +163,7 @@ func (c *Console) caseFile(w http.ResponseWriter, r *http.Request, sub authz.Sub
 	h.Set("Content-Length", strconv.FormatInt(f.Size, 10))
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": f.Name}))
 	h.Set("Cache-Control", "private, no-store") // personal data: no shared or lasting copies
+	h.Set("X-Content-Type-Options", "nosniff")  // an uploaded file is never run as a page
 	if _, err := io.Copy(w, rc); err != nil {
 		httpx.Logger(r.Context()).Warn("case file download", "file", f.ID, "err", fmt.Sprint(err))
 	}

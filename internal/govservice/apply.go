@@ -68,6 +68,9 @@ type ApplicationOptions struct {
 	Calendar *calendar.Calendar // working days for promised dates; default calendar.Default()
 	// MaxFileSize bounds one uploaded material; default DefaultMaxFileSize.
 	MaxFileSize int64
+	// Trust adapts the payment and e-licence engines (fees, licences instead of paper);
+	// nil: neither is offered.
+	Trust Trust
 }
 
 // DefaultMaxFileSize is the largest material an applicant may upload: a scanned multi-page
@@ -113,7 +116,7 @@ type EnterpriseRef struct {
 const (
 	SourceUpload  = "upload"  // a file uploaded with the application (kept in the personal space)
 	SourceFile    = "file"    // a file of the applicant's personal space, by reference
-	SourceLicense = "license" // an e-licence (电子证照); not available yet
+	SourceLicense = "license" // an e-licence (电子证照) of the applicant, used under their authorisation (needs Trust)
 )
 
 // MaterialInput is one material attached to a submission or an answer.
@@ -238,6 +241,9 @@ type AttachedMaterial struct {
 	Source    string    `json:"source"`
 	File      *File     `json:"file,omitempty"`
 	LicenseID string    `json:"license_id,omitempty"`
+	// Licence is the licence standing in for the material as the handling officer read it
+	// (verified, the use recorded); nil for everyone else.
+	Licence *UsedLicence `json:"licence,omitempty"`
 }
 
 // ApplicationDetail is everything about one application its reader may see.
@@ -255,6 +261,10 @@ type ApplicationDetail struct {
 	Case       workflow.Case        `json:"case"`
 	History    []workflow.Event     `json:"history"`
 	Correction *workflow.Correction `json:"correction,omitempty"`
+	// Payment is the order of the item's fees (nil: no fees, or none raised yet).
+	Payment *Payment `json:"payment,omitempty"`
+	// Licence is the e-licence issued as the result once approved (nil: none yet).
+	Licence *HeldLicence `json:"licence,omitempty"`
 }
 
 // FormDraft is what a new application starts from: the item, the current form version and
@@ -267,6 +277,9 @@ type FormDraft struct {
 	// DueBy is when the application would be due if submitted now: the promised working
 	// days (承诺时限) on the working-day calendar.
 	DueBy time.Time
+	// Licences are, per material key, the applicant's licences in force that may stand in
+	// for it (LicenceChoices).
+	Licences map[string][]HeldLicence
 }
 
 // File is a file of an applicant's personal space (我的空间).

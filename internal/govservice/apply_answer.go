@@ -66,18 +66,38 @@ func (a *Applications) AnswerCorrection(ctx context.Context, ap Applicant, id st
 	changed := values != nil
 	if changed {
 		nv, errs := f.ValidateWith(values, form.Options{Now: a.opts.Now})
+		if len(errs) == 0 {
+			errs = bindApplicant(f, nv, ap)
+		}
 		if len(errs) > 0 {
 			return Application{}, invalidForm(errs)
 		}
 		values = nv
 	}
+	if err := a.checkLicences(ctx, ap.Subject, it, materials); err != nil {
+		return Application{}, err
+	}
 	mats, uploads, err := a.attachMaterials(ctx, ap.Subject, materials, itemTargets(it))
 	if err != nil {
+		return Application{}, err
+	}
+	grants, err := a.grantLicences(ctx, ap.Subject, it, mats[it.Code], c.DeptID, RefPrefix+r.id)
+	if err != nil {
+		a.discard(uploads)
 		return Application{}, err
 	}
 	rev := r.revision + 1
 	err = a.d.InTx(ctx, func(tx *db.Tx) error {
 		now := a.now()
+		// The guarded bump comes first: of two answers sent at once (a double click), the second
+		// finds the revision moved and is refused as a conflict before writing anything.
+		res, err := tx.Exec(ctx, `UPDATE service_applications SET revision = ?, updated_at = ? WHERE id = ? AND revision = ?`, rev, now, r.id, r.revision)
+		if err != nil {
+			return fmt.Errorf("application %s: %w", r.number, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return workflow.ErrConflict
+		}
 		vals := values
 		if !changed {
 			if vals, err = a.revisionValues(ctx, tx, r.id, r.revision); err != nil {
@@ -110,19 +130,13 @@ func (a *Applications) AnswerCorrection(ctx context.Context, ap Applicant, id st
 		if err := a.insertRevision(ctx, tx, r.id, rev, vals, comment, merged, now); err != nil {
 			return err
 		}
-		res, err := tx.Exec(ctx, `UPDATE service_applications SET revision = ?, updated_at = ? WHERE id = ? AND revision = ?`, rev, now, r.id, r.revision)
-		if err != nil {
-			return fmt.Errorf("application %s: %w", r.number, err)
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return workflow.ErrConflict
-		}
 		r.revision, r.updatedAt = rev, now
 		return a.record(ctx, tx, ap.Subject, ActionAnswered, RefPrefix+r.id, map[string]any{"number": r.number, "revision": rev,
 			"values_changed": changed, "materials": replaced, "case_id": r.caseID})
 	})
 	if err != nil {
 		a.discard(uploads)
+		a.revokeGrants(ctx, ap.Subject, grants)
 		return Application{}, err
 	}
 	c, err = a.cases.Resume(ctx, ap.Subject, r.caseID, comment)
@@ -138,6 +152,14 @@ func (a *Applications) AnswerCorrection(ctx context.Context, ap Applicant, id st
 // unanswer takes back a revision whose case did not resume.
 func (a *Applications) unanswer(ctx context.Context, appID string, rev int) error {
 	return a.d.InTx(ctx, func(tx *db.Tx) error {
+		// Only while rev is still the current one: a later answer that did resume keeps its own.
+		res, err := tx.Exec(ctx, `UPDATE service_applications SET revision = ? WHERE id = ? AND revision = ?`, rev-1, appID, rev)
+		if err != nil {
+			return fmt.Errorf("take back revision %d of %s: %w", rev, appID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return err
+		}
 		for _, q := range []string{
 			`DELETE FROM service_application_materials WHERE application_id = ? AND revision = ?`,
 			`DELETE FROM service_application_revisions WHERE application_id = ? AND revision = ?`,
@@ -145,9 +167,6 @@ func (a *Applications) unanswer(ctx context.Context, appID string, rev int) erro
 			if _, err := tx.Exec(ctx, q, appID, rev); err != nil {
 				return fmt.Errorf("take back revision %d of %s: %w", rev, appID, err)
 			}
-		}
-		if _, err := tx.Exec(ctx, `UPDATE service_applications SET revision = ? WHERE id = ? AND revision = ?`, rev-1, appID, rev); err != nil {
-			return fmt.Errorf("take back revision %d of %s: %w", rev, appID, err)
 		}
 		return nil
 	})

@@ -48,6 +48,9 @@ func (a *Applications) SubmitBundle(ctx context.Context, ap Applicant, in Bundle
 		return BundleApplication{}, err
 	}
 	values, errs := bf.ValidateWith(in.Values, form.Options{Now: a.opts.Now})
+	if len(errs) == 0 {
+		errs = bindApplicant(bf, values, ap)
+	}
 	if len(errs) > 0 {
 		return BundleApplication{}, invalidForm(errs)
 	}
@@ -79,6 +82,12 @@ func (a *Applications) SubmitBundle(ctx context.Context, ap Applicant, in Bundle
 			return BundleApplication{}, err
 		}
 		members = append(members, bundleMember{item: it, form: f, values: mv, dept: dept})
+	}
+	for _, m := range in.Materials {
+		if m.Source == SourceLicense {
+			// A grant names one department and application; a bundle's fan-out has several.
+			return BundleApplication{}, ErrLicenseUnavailable.WithField("materials." + strings.TrimSpace(m.Key))
+		}
 	}
 	mats, uploads, err := a.attachMaterials(ctx, ap.Subject, in.Materials, bundleTargets(members))
 	if err != nil {

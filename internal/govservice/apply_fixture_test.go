@@ -241,6 +241,13 @@ var patternSamples = map[string]string{
 }
 
 func sample(fd form.Field) string {
+	// Fields bound to the applicant carry 张三's (and his firm's) verified identity.
+	switch fd.Prefill {
+	case form.SourceApplicantName:
+		return "张三"
+	case form.SourceEntityName:
+		return "山西晋味餐饮有限公司"
+	}
 	switch fd.Type {
 	case form.Number, form.Money:
 		if fd.Min != nil {

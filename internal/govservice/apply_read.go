@@ -103,6 +103,9 @@ func (a *Applications) detail(ctx context.Context, actor authz.Subject, r appRow
 	}
 	out.Missing = missingMaterials(it, held)
 	personal := r.applicant.Is(actor) || handlingStaff(actor, c.DeptID)
+	if err := a.trustView(ctx, actor, &out, personal && !r.applicant.Is(actor)); err != nil {
+		return ApplicationDetail{}, err
+	}
 	if !personal {
 		for i := range out.Materials {
 			out.Materials[i].File = nil // the list says what is there; the files are the handlers'

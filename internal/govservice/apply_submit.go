@@ -62,8 +62,12 @@ func (a *Applications) Draft(ctx context.Context, ap Applicant, itemCode string)
 	if err != nil {
 		return FormDraft{}, err
 	}
+	lics, err := a.LicenceChoices(ctx, ap.Subject, it)
+	if err != nil {
+		return FormDraft{}, err
+	}
 	return FormDraft{Item: it, FormVersionID: id, Form: f, Values: f.Prefill(form.Values{}, lookup),
-		DueBy: a.opts.Calendar.AddWorkdays(a.now(), it.PromisedDays)}, nil
+		DueBy: a.opts.Calendar.AddWorkdays(a.now(), it.PromisedDays), Licences: lics}, nil
 }
 
 // prefillLookup resolves the prefill sources f uses, reading each base library at most once
@@ -135,6 +139,9 @@ func (a *Applications) Submit(ctx context.Context, ap Applicant, in SubmitInput)
 		return Application{}, err
 	}
 	values, errs := f.ValidateWith(in.Values, form.Options{Now: a.opts.Now})
+	if len(errs) == 0 {
+		errs = bindApplicant(f, values, ap)
+	}
 	if len(errs) > 0 {
 		return Application{}, invalidForm(errs)
 	}
@@ -145,8 +152,18 @@ func (a *Applications) Submit(ctx context.Context, ap Applicant, in SubmitInput)
 	if err := a.ensureDefinition(ctx, it); err != nil {
 		return Application{}, err
 	}
+	if err := a.checkLicences(ctx, ap.Subject, it, in.Materials); err != nil {
+		return Application{}, err
+	}
 	mats, uploads, err := a.attachMaterials(ctx, ap.Subject, in.Materials, itemTargets(it))
 	if err != nil {
+		return Application{}, err
+	}
+	// The id is drawn first: the licence grants name the application they are for.
+	appID := db.NewID()
+	grants, err := a.grantLicences(ctx, ap.Subject, it, mats[it.Code], dept.id, RefPrefix+appID)
+	if err != nil {
+		a.discard(uploads)
 		return Application{}, err
 	}
 	var out Application
@@ -161,7 +178,7 @@ func (a *Applications) Submit(ctx context.Context, ap Applicant, in SubmitInput)
 				return err
 			}
 		}
-		row, c, err := a.insertApplication(ctx, tx, ap, newApplication{item: it, formID: formID, division: division, dept: dept,
+		row, c, err := a.insertApplication(ctx, tx, ap, newApplication{id: appID, item: it, formID: formID, division: division, dept: dept,
 			values: values, materials: mats[it.Code]}, now)
 		if err != nil {
 			return err
@@ -171,13 +188,16 @@ func (a *Applications) Submit(ctx context.Context, ap Applicant, in SubmitInput)
 	})
 	if err != nil {
 		a.discard(uploads)
+		a.revokeGrants(ctx, ap.Subject, grants)
 		return Application{}, err
 	}
+	a.raiseOrder(ctx, ap, out, it, division)
 	return out, nil
 }
 
 // newApplication is what insertApplication stores.
 type newApplication struct {
+	id           string // drawn by the caller, or "" for a new one
 	item         Item
 	formID       string
 	division     string
@@ -191,7 +211,10 @@ type newApplication struct {
 // insertApplication stores one application with revision 1 and opens its case, in tx.
 func (a *Applications) insertApplication(ctx context.Context, tx *db.Tx, ap Applicant, in newApplication, now time.Time) (appRow, workflow.Case, error) {
 	it := in.item
-	row := appRow{id: db.NewID(), itemCode: it.Code, itemVersion: it.Version, itemName: it.Name, itemNameEn: it.NameEn,
+	if in.id == "" {
+		in.id = db.NewID()
+	}
+	row := appRow{id: in.id, itemCode: it.Code, itemVersion: it.Version, itemName: it.Name, itemNameEn: it.NameEn,
 		formID: in.formID, applicant: ApplicantRef{Kind: ap.Subject.Kind, ID: ap.Subject.ID, Name: applicantName(ap)},
 		division: in.division, bundleID: in.bundleID, revision: 1, submittedAt: now, updatedAt: now}
 	var err error
@@ -372,9 +395,10 @@ func (a *Applications) attachMaterials(ctx context.Context, owner authz.Subject,
 		return nil, nil, ErrTooManyMaterials
 	}
 	type planned struct {
-		in      MaterialInput
-		targets map[string]string
-		fileID  string
+		in        MaterialInput
+		targets   map[string]string
+		fileID    string
+		licenseID string
 	}
 	plan := make([]planned, 0, len(inputs))
 	for _, m := range inputs {
@@ -387,6 +411,12 @@ func (a *Applications) attachMaterials(ctx context.Context, owner authz.Subject,
 		p := planned{in: m, targets: t}
 		switch m.Source {
 		case SourceUpload:
+		case SourceLicense:
+			if a.opts.Trust == nil {
+				return nil, nil, ErrLicenseUnavailable.WithField(field)
+			}
+			// The caller has checked the licence is the applicant's (checkLicences).
+			p.licenseID = strings.TrimSpace(m.LicenseID)
 		case SourceFile:
 			f, err := ownFile(ctx, a.d, owner, strings.TrimSpace(m.FileID))
 			if err != nil {
@@ -397,8 +427,6 @@ func (a *Applications) attachMaterials(ctx context.Context, owner authz.Subject,
 				return nil, nil, e.WithField(field)
 			}
 			p.fileID = f.ID
-		case SourceLicense:
-			return nil, nil, ErrLicenseUnavailable.WithField(field)
 		default:
 			return nil, nil, ErrMaterialSource.WithField(field)
 		}
@@ -422,7 +450,7 @@ func (a *Applications) attachMaterials(ctx context.Context, owner authz.Subject,
 		}
 		slices.Sort(codes)
 		for _, code := range codes {
-			out[code] = append(out[code], attach{key: p.targets[code], source: p.in.Source, fileID: p.fileID})
+			out[code] = append(out[code], attach{key: p.targets[code], source: p.in.Source, fileID: p.fileID, licenseID: p.licenseID})
 		}
 	}
 	return out, uploads, nil

@@ -97,6 +97,10 @@ type Result struct {
 	Name        string `json:"name"`
 	NameEn      string `json:"name_en,omitempty"`
 	LicenseType string `json:"license_type"` // the e-license issued, "" when none
+	// Items fill the issued licence's data items (the type's template) that the form does
+	// not name alike: licence item key → a form field key, "$number" for the application
+	// number, or else the text itself. Items the form names alike are copied without it.
+	Items map[string]string `json:"items,omitempty"`
 }
 
 // FAQ is one common question (常见问题).

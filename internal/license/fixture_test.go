@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,6 +161,7 @@ func mustCredit(a, t byte, div, body string) string {
 
 // fixture is one node: its database, keys, audit log and licence service.
 type fixture struct {
+	cases atomic.Int64 // numbers the case refs of issued licences (one licence per case)
 	t     testing.TB
 	ctx   context.Context
 	d     *db.DB
@@ -263,7 +265,7 @@ func (f *fixture) businessLicence(t testing.TB) license.License {
 		Holder: license.Holder{Name: "太原市小店区味美餐饮有限公司", IDType: license.IDCreditCode, IDNumber: shopCC},
 		Items: map[string]string{"entity_type": "有限责任公司（自然人投资或控股）", "legal_rep": "张伟", "registered_capital": "壹佰万圆整",
 			"established_on": "2020-05-08", "business_term": "长期", "address": "山西省太原市小店区坞城路92号", "scope": "餐饮服务；食品销售"},
-		CaseRef: "case-0001"})
+		CaseRef: fmt.Sprintf("case-%04d", f.cases.Add(1))})
 	if err != nil {
 		t.Fatal(err)
 	}

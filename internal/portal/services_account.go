@@ -241,12 +241,15 @@ type applicationData struct {
 	Result      i18n.Text // what an approved application yields
 	ResultNote  string    // the closing comment (the reasons, when refused)
 	License     string
-	Rating      *RatingForm // the "rating-form" partial's data; nil for none
-	Submitted   bool
-	Rated       bool
-	Answered    bool
-	Reupload    bool
-	Guide       string
+	// Payment is the order of the item's fees (nil: none); Issued the e-licence issued.
+	Payment   *govservice.Payment
+	Issued    *govservice.HeldLicence
+	Rating    *RatingForm // the "rating-form" partial's data; nil for none
+	Submitted bool
+	Rated     bool
+	Answered  bool
+	Reupload  bool
+	Guide     string
 }
 
 var applicationTitle = i18n.T("办件详情", "Application")
@@ -331,6 +334,7 @@ func (s *Services) applicationData(ctx context.Context, r *http.Request, ap govs
 		}
 	}
 	d.History = historyOf(det.History, stepNames(det.Item))
+	d.Payment, d.Issued = det.Payment, det.Licence
 	switch det.Case.State {
 	case workflow.StateSuspended:
 		d.Answer = &form.View{} // filled by the caller

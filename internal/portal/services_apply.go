@@ -25,6 +25,7 @@ const (
 	divisionInput = "apply.division"
 	materialInput = "material." // + material key: the upload; + ".file": a personal-space file id
 	fileSuffix    = ".file"
+	licenceSuffix = ".licence" // + the licence identifier: use my e-licence instead of an upload
 )
 
 // applicant is who a signed-in session applies as: the person, or the enterprise they act
@@ -141,6 +142,9 @@ type materialField struct {
 	ItemNames []i18n.Text // bundles: the members that receive it
 	Error     *i18n.Text
 	Current   string // answers to a correction: the file attached now
+	// Licences are the applicant's licences in force that may stand in for the material
+	// ("use my e-licence", input Input + licenceSuffix).
+	Licences []govservice.HeldLicence
 }
 
 func newMaterialField(key string, m govservice.Material) materialField {
@@ -217,6 +221,10 @@ func materialInputs(r *http.Request, fields []materialField) (in []govservice.Ma
 				in = append(in, govservice.MaterialInput{Key: f.Key, Source: govservice.SourceUpload, FileName: fhs[0].Filename, Content: file})
 				continue
 			}
+		}
+		if id := strings.TrimSpace(r.PostFormValue(f.Input + licenceSuffix)); id != "" {
+			in = append(in, govservice.MaterialInput{Key: f.Key, Source: govservice.SourceLicense, LicenseID: id})
+			continue
 		}
 		if id := strings.TrimSpace(r.PostFormValue(f.Input + fileSuffix)); id != "" {
 			in = append(in, govservice.MaterialInput{Key: f.Key, Source: govservice.SourceFile, FileID: id})
@@ -333,6 +341,9 @@ func (s *Services) itemApplyData(ctx context.Context, r *http.Request, ap govser
 	d := applyData{Title: both(it.Name, it.NameEn), Guide: "/services/" + url.PathEscape(it.Code), Action: r.URL.Path,
 		Department: departmentName(it.Department, it.Level), Promised: it.PromisedDays, DueBy: draft.DueBy, Who: who(ap),
 		Materials: itemMaterials(it), MaxSize: govservice.DefaultMaxFileSize >> 20}
+	for i := range d.Materials {
+		d.Materials[i].Licences = draft.Licences[d.Materials[i].Key]
+	}
 	var err error
 	d.Files, err = s.fileOptions(ctx, ap)
 	return d, err

@@ -145,6 +145,7 @@ const (
 // days, then 回访 in callbackDays, both by the handling department's officers.
 func RectifyDefinition(rectifyDays, callbackDays int) workflow.Definition {
 	return workflow.Definition{Key: RectifyDefinitionKey, Version: 1, Name: "差评整改", NameEn: "Rectification of a poor rating",
+		NoCorrection: true, // the rater cannot "answer a correction": the department rectifies
 		Steps: []workflow.Step{
 			{Key: StepRectify, Name: "整改", NameEn: "Rectification", Days: rectifyDays},
 			{Key: StepCallback, Name: "回访", NameEn: "Callback", Days: callbackDays},

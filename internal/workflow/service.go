@@ -638,9 +638,12 @@ func (s *Service) RequestCorrection(ctx context.Context, actor authz.Subject, id
 	if err != nil {
 		return Case{}, err
 	}
-	return s.transition(ctx, actor, id, func(r *caseRow, _ Definition, now time.Time) (change, error) {
+	return s.transition(ctx, actor, id, func(r *caseRow, def Definition, now time.Time) (change, error) {
 		if err := s.handling(actor, r); err != nil {
 			return change{}, err
+		}
+		if def.NoCorrection {
+			return change{}, ErrNoCorrection
 		}
 		cal := s.opts.Calendar
 		r.heldStatus = statusAt(now, r.stepDue, r.remind)
@@ -751,6 +754,12 @@ func (s *Service) Transfer(ctx context.Context, actor authz.Subject, id, toDeptI
 		}
 		if toDeptID == r.deptID {
 			return change{}, ErrSameDepartment
+		}
+		// 转办 goes to a department within the officer's own scope, or up the case's own chain
+		// of divisions (county → its city → the province); never sideways to another city.
+		if toDivision != "" && s.policy.Contains != nil &&
+			!s.policy.Contains(actor.Division, toDivision) && !s.policy.Contains(toDivision, r.division) {
+			return change{}, ErrTransferScope
 		}
 		ch := change{action: ActionTransferred, comment: comment}
 		if toDivision != "" && toDivision != r.division && (s.policy.Contains == nil || !s.policy.Contains(toDivision, r.division)) {

@@ -338,15 +338,18 @@ func TestTransfer(t *testing.T) {
 		_, err := f.svc.Get(ctx, f.officer, c.ID)
 		wantErr(t, "the old department no longer sees it", err, i18n.ErrNotFound)
 		must[workflow.Case](t, "district claims")(f.svc.Claim(ctx, f.xdOfficer, c.ID))
-		// On to 大同: outside 小店区's city, so the case takes 大同's division.
-		c = must[workflow.Case](t, "transfer on")(f.svc.Transfer(ctx, f.xdOfficer, c.ID, deptDT, "申请人经营场所在大同"))
-		if c.DeptID != deptDT || c.Division != "140200" {
-			t.Fatalf("transferred to 大同: %+v", c)
+		// Sideways to 大同 is outside the district officer's scope and not up the case's chain.
+		_, err = f.svc.Transfer(ctx, f.xdOfficer, c.ID, deptDT, "申请人经营场所在大同")
+		wantErr(t, "a district officer transfers to another city", err, workflow.ErrTransferScope)
+		// Back up to the city bureau: its division contains the case's.
+		c = must[workflow.Case](t, "transfer up")(f.svc.Transfer(ctx, f.xdOfficer, c.ID, deptTY, "需市局办理"))
+		if c.DeptID != deptTY || c.Division != "140105" {
+			t.Fatalf("transferred up: %+v", c)
 		}
-		must[workflow.Case](t, "大同 claims")(f.svc.Claim(ctx, f.dtOfficer, c.ID))
-		must[workflow.Case](t, "大同 supervisor reads")(f.svc.Get(ctx, f.dtSupervisor, c.ID))
-		_, err = f.svc.Get(ctx, f.supervisor, c.ID)
-		wantErr(t, "太原's supervisor no longer sees it", err, i18n.ErrNotFound)
+		must[workflow.Case](t, "city claims")(f.svc.Claim(ctx, f.officer, c.ID))
+		// The city officer may send it to 大同? No: 大同 is outside 太原 and not above 小店区.
+		_, err = f.svc.Transfer(ctx, f.officer, c.ID, deptDT, "申请人经营场所在大同")
+		wantErr(t, "a city officer transfers to another city", err, workflow.ErrTransferScope)
 		evs := must[[]workflow.Event](t, "history")(f.svc.History(ctx, f.citizen, c.ID))
 		if e := evs[2]; e.Action != workflow.ActionTransferred || e.DeptID != deptTY || e.ToDeptID != deptXD || e.Comment != "属区级事权" {
 			t.Errorf("transfer row %+v", e)
@@ -545,6 +548,27 @@ func TestDefinitionVersions(t *testing.T) {
 		changed.Key = "service:new-item"
 		if got := must[workflow.Definition](t, "define latest")(f.svc.DefineLatest(f.ctx, changed)); got.Version != 1 {
 			t.Errorf("new key got version %d", got.Version)
+		}
+	}, sources...)
+}
+
+// A definition whose applicant cannot answer corrections (a rating rectification) refuses
+// the request: suspending such a case would stop it for good.
+func TestNoCorrection(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d, workflow.Options{})
+		def := workflow.Definition{Key: "rating.rectify-test", Version: 1, Name: "差评整改", NoCorrection: true,
+			Steps: []workflow.Step{{Key: "rectify", Name: "整改", Days: 5}}}
+		if err := f.svc.Define(f.ctx, def); err != nil {
+			t.Fatal(err)
+		}
+		c := f.open(def.Key)
+		must[workflow.Case](t, "claim")(f.svc.Claim(f.ctx, f.officer, c.ID))
+		_, err := f.svc.RequestCorrection(f.ctx, f.officer, c.ID, "请补充", []string{"材料"})
+		wantErr(t, "correction of a rectification", err, workflow.ErrNoCorrection)
+		if got := must[workflow.Case](t, "get")(f.svc.Get(f.ctx, f.officer, c.ID)); got.State != workflow.StateOpen {
+			t.Fatalf("state %s", got.State)
 		}
 	}, sources...)
 }

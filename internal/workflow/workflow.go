@@ -77,6 +77,9 @@ type Definition struct {
 	Steps   []Step `json:"steps"`
 	// TotalDays is the promised limit for the whole case in working days (0 = sum of step days).
 	TotalDays int `json:"total_days"`
+	// NoCorrection marks cases whose "applicant" cannot answer a correction request (a rating
+	// rectification is the department's own work): suspending one would stop it for good.
+	NoCorrection bool `json:"no_correction,omitempty"`
 }
 
 // Step is one stage of a case.
@@ -353,6 +356,10 @@ var SystemActor = authz.Subject{Kind: authz.System, ID: "workflow"}
 var (
 	ErrState = &i18n.Error{Code: "workflow.state", Status: http.StatusConflict,
 		Msg: i18n.T("案件当前状态不允许此操作", "the case's state does not allow this")}
+	ErrNoCorrection = &i18n.Error{Code: "workflow.no_correction", Status: http.StatusConflict,
+		Msg: i18n.T("此类案件不能要求补正", "this kind of case cannot be sent back for correction")}
+	ErrTransferScope = &i18n.Error{Code: "workflow.transfer_scope", Status: http.StatusForbidden, Field: "to_dept_id",
+		Msg: i18n.T("只能转办给本人管辖范围内的部门", "a case can be transferred only to a department within your own scope")}
 	ErrConflict = &i18n.Error{Code: "workflow.conflict", Status: http.StatusConflict,
 		Msg: i18n.T("案件已被他人处理，请刷新后重试", "someone else changed the case; reload it and try again")}
 	ErrClaimed = &i18n.Error{Code: "workflow.claimed", Status: http.StatusConflict,
