@@ -1,6 +1,7 @@
 // Package api is dgov's JSON API under /api/v1 for the foundation — identifiers, divisions,
-// departments, staff, node keys and the audit log — and for data quality (rules, checks and
-// reports per dataset, department and division). It is described by the OpenAPI document
+// departments, staff, node keys and the audit log — for data quality (rules, checks and
+// reports per dataset, department and division), and for online services (guides, forms and
+// a person's applications, for the phone app). It is described by the OpenAPI document
 // served at /api/openapi.json (openapi.json beside this file; a test keeps the two in step).
 // Handlers decode, call the service (which authorizes) and encode.
 package api
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dgov/dgov/internal/govservice"
 	"github.com/dgov/dgov/internal/org"
 	"github.com/dgov/dgov/internal/platform/audit"
 	"github.com/dgov/dgov/internal/platform/authz"
@@ -42,6 +44,14 @@ type API struct {
 	// Quality serves /api/v1/quality/…, authorized as the console's quality pages are
 	// (quality.Access).
 	Quality *quality.Service
+
+	// Online services for the phone app (services.go): the catalogue for anyone, and a
+	// person's applications with a bearer access token of the node's OpenID provider.
+	Items  *govservice.Service
+	Index  *govservice.Indexer // ranked guide search for ?q=; nil: a keyword match on the list
+	Apps   *govservice.Applications
+	Forms  ItemForms // an item's current form with its version id
+	People People    // who a person's access token speaks for
 }
 
 type route struct {
@@ -71,12 +81,22 @@ func (a *API) table() []route {
 		{"GET /api/v1/quality/datasets/{id}/report", a.staffOnly(a.qualityReport)},
 		{"GET /api/v1/quality/departments/{id}/report", a.staffOnly(a.departmentQuality)},
 		{"GET /api/v1/quality/divisions/{code}/report", a.staffOnly(a.divisionQuality)},
+		{"GET /api/v1/services", a.catalogue(a.listServices)},
+		{"GET /api/v1/services/{code}", a.catalogue(a.serviceGuide)},
+		{"GET /api/v1/services/{code}/form", a.catalogue(a.serviceForm)},
+		{"POST /api/v1/services/{code}/applications", a.applicantOnly(a.submitApplication)},
+		{"GET /api/v1/bundles", a.catalogue(a.listBundles)},
+		{"GET /api/v1/bundles/{code}", a.catalogue(a.bundleGuide)},
+		{"GET /api/v1/applications", a.applicantOnly(a.myApplications)},
+		{"GET /api/v1/applications/{id}", a.applicantOnly(a.myApplication)},
 	}
 }
 
-// CSRFExempt are routes that change nothing and serve any caller, so a browser's cookies
-// must not subject them to the CSRF check.
-var CSRFExempt = []string{"POST /api/v1/validate/{kind}"}
+// CSRFExempt are routes a browser's cookies must not subject to the CSRF check: those that
+// change nothing and serve any caller, and those that authenticate by a bearer token alone
+// and never by a cookie (which the check skips anyway; exempt, a call without a token is
+// answered 401, not 403).
+var CSRFExempt = []string{"POST /api/v1/validate/{kind}", "POST /api/v1/services/{code}/applications"}
 
 // Routes registers the API.
 func (a *API) Routes(mux *http.ServeMux) {

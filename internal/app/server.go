@@ -89,7 +89,7 @@ func (a *App) Handler() (*Server, error) {
 		accounts.Sink = sink
 	}
 	apiv1 := &api.API{Org: a.Org, Audit: a.Audit, Keys: a.Keys, Policy: a.Policy, NodeDivision: a.Cfg.NodeDivision, Version: Version,
-		Quality: a.Quality}
+		Quality: a.Quality, Items: a.Services, Index: a.ServicesIndex, Apps: a.Applications, Forms: a.Applications, People: apiPeople{a}}
 
 	mux := http.NewServeMux()
 	if c := a.Cfg; c.FederationIssuer != "" {

@@ -70,6 +70,27 @@ func (a *Applications) Draft(ctx context.Context, ap Applicant, itemCode string)
 		DueBy: a.opts.Calendar.AddWorkdays(a.now(), it.PromisedDays), Licences: lics}, nil
 }
 
+// BlankForm is an active item's current form without prefill, under the version id Submit
+// stores it with: what an app (the phone channel) renders before anyone signs in.
+func (a *Applications) BlankForm(ctx context.Context, itemCode string) (FormDraft, error) {
+	it, err := a.items.Get(ctx, strings.TrimSpace(itemCode))
+	if err != nil {
+		return FormDraft{}, err
+	}
+	if !it.Active {
+		return FormDraft{}, ErrItemInactive
+	}
+	f, err := a.itemForm(it)
+	if err != nil {
+		return FormDraft{}, err
+	}
+	id, err := a.formVersionID(ctx, f)
+	if err != nil {
+		return FormDraft{}, err
+	}
+	return FormDraft{Item: it, FormVersionID: id, Form: f}, nil
+}
+
 // prefillLookup resolves the prefill sources f uses, reading each base library at most once
 // and only when a field asks for it.
 func (a *Applications) prefillLookup(ctx context.Context, ap Applicant, f *form.Form) (func(string) (string, bool), error) {
