@@ -12,10 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/dgov/dgov/internal/org"
+	"github.com/dgov/dgov/internal/platform/calendar"
 	"github.com/dgov/dgov/internal/platform/config"
 	"github.com/dgov/dgov/internal/platform/db/dbtest"
 )
@@ -33,11 +35,48 @@ type node struct {
 	done   chan error
 }
 
+// nodeSetup is what a test may vary in the node startNode opens: its configuration and the
+// Options it is opened with.
+type nodeSetup struct {
+	cfg  config.Config
+	opts Options
+}
+
+// nodeOption changes the setup of a node before startNode opens it.
+type nodeOption func(*nodeSetup)
+
+// withConfig adjusts the node's configuration.
+func withConfig(f func(*config.Config)) nodeOption {
+	return func(s *nodeSetup) { f(&s.cfg) }
+}
+
+// withClock runs the node on a clock the test controls.
+func withClock(clk *testClock) nodeOption {
+	return func(s *nodeSetup) { s.opts.Now = clk.Now }
+}
+
+// testClock is a node's clock that stands still until the test moves it forward, so
+// deadlines pass.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// newTestClock starts at Monday 2 March 2026, 10:00 Beijing time, with no holiday in the next
+// weeks: 5 working days end on Monday 9 March at 10:00.
+func newTestClock() *testClock {
+	return &testClock{t: time.Date(2026, 3, 2, 10, 0, 0, 0, calendar.Beijing)}
+}
+
+func (c *testClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
 // startNode opens and serves a node on a random port over a fresh database of the given
 // dialect ("sqlite" or "postgres"), with an administrator "admin".
-func startNode(t *testing.T, dialect string, adjust ...func(*config.Config)) *node {
+func startNode(t *testing.T, dialect string, options ...nodeOption) *node {
 	t.Helper()
-	cfg := config.Defaults()
+	s := nodeSetup{cfg: config.Defaults(), opts: Options{Argon: cheapArgon}}
+	cfg := &s.cfg
 	cfg.DataDir = t.TempDir()
 	// A fixed free port, not :0: the OpenID provider's issuer URL names it.
 	cfg.HTTPAddr = freeAddr(t)
@@ -45,15 +84,15 @@ func startNode(t *testing.T, dialect string, adjust ...func(*config.Config)) *no
 	if dialect == "postgres" {
 		cfg.DatabaseURL, _ = dbtest.NewSchema(t)
 	}
-	for _, f := range adjust {
-		f(&cfg)
+	for _, o := range options {
+		o(&s)
 	}
 	logw := io.Discard
 	if testing.Verbose() {
 		logw = os.Stderr
 	}
 	ctx := context.Background()
-	a, err := Open(ctx, cfg, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})), Options{Argon: cheapArgon})
+	a, err := Open(ctx, s.cfg, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})), s.opts)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -120,8 +159,14 @@ func get(t *testing.T, c *http.Client, u string, hdr ...string) (*http.Response,
 // postForm posts a form as the same-origin page would (token from the page, Origin header).
 func postForm(t *testing.T, c *http.Client, base, path string, form url.Values) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", base+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return postBody(t, c, base, path, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+}
+
+// postBody posts body of the content type ctype as the same-origin page would (Origin header).
+func postBody(t *testing.T, c *http.Client, base, path, ctype string, body io.Reader) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+path, body)
+	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("Origin", base)
 	res, err := c.Do(req)
 	if err != nil {
@@ -169,6 +214,19 @@ func saveScreenshot(t *testing.T, name string, png []byte) {
 		if err := os.WriteFile(filepath.Join(d, name), png, 0o644); err != nil {
 			t.Logf("screenshot: %v", err)
 		}
+	}
+}
+
+// fileWriter returns a function that writes a file of the given name and content into dir
+// and returns its path.
+func fileWriter(t *testing.T, dir string) func(name, content string) string {
+	return func(name, content string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
 }
 

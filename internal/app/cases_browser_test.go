@@ -14,7 +14,7 @@ import (
 // page wider than the screen.
 func TestBrowserOfficerCaseOnPhone(t *testing.T) {
 	chromePath(t)
-	n, _ := startCaseNode(t, "sqlite")
+	n := startNode(t, "sqlite", withClock(newTestClock()))
 	admin, err := n.Org.Subject(t.Context(), adminID(t, n))
 	if err != nil {
 		t.Fatal(err)

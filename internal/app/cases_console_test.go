@@ -1,84 +1,19 @@
 package app
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	pathpkg "path"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dgov/dgov/internal/govservice"
 	"github.com/dgov/dgov/internal/org"
 	"github.com/dgov/dgov/internal/platform/authz"
-	"github.com/dgov/dgov/internal/platform/calendar"
-	"github.com/dgov/dgov/internal/platform/config"
-	"github.com/dgov/dgov/internal/platform/db/dbtest"
 	"github.com/dgov/dgov/internal/platform/ids"
 )
-
-// caseClock is a node's clock that a test moves forward, so deadlines pass.
-type caseClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *caseClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *caseClock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
-// startCaseNode is startNode on a clock the test controls: Monday 2 March 2026, 10:00 Beijing
-// time (no holiday near), standing still until the test moves it.
-func startCaseNode(t *testing.T, dialect string) (*node, *caseClock) {
-	t.Helper()
-	clk := &caseClock{t: time.Date(2026, 3, 2, 10, 0, 0, 0, calendar.Beijing)}
-	cfg := config.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTPAddr = freeAddr(t)
-	cfg.RateLimit, cfg.RateBurst = 1000, 1000
-	if dialect == "postgres" {
-		cfg.DatabaseURL, _ = dbtest.NewSchema(t)
-	}
-	logw := io.Discard
-	if testing.Verbose() {
-		logw = os.Stderr
-	}
-	ctx := context.Background()
-	a, err := Open(ctx, cfg, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})), Options{Argon: cheapArgon, Now: clk.Now})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	if _, err := a.Org.BootstrapAdmin(ctx, "admin", "系统管理员", testAdminPassword); err != nil {
-		t.Fatalf("bootstrap admin: %v", err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	n := &node{App: a, cancel: cancel, done: make(chan error, 1)}
-	ready := make(chan string, 1)
-	go func() { n.done <- a.Serve(sctx, func(addr string) { ready <- addr }) }()
-	select {
-	case addr := <-ready:
-		n.URL = "http://" + addr
-	case err := <-n.done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("node did not start")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-n.done:
-		case <-time.After(20 * time.Second):
-			t.Error("node did not stop")
-		}
-		a.Close()
-	})
-	return n, clk
-}
 
 // caseDepartment creates a department of a standard kind in a division.
 func caseDepartment(t *testing.T, n *node, admin authz.Subject, division, code, name, kind string) org.Department {
@@ -128,13 +63,14 @@ func TestConsoleCases(t *testing.T) {
 			if dialect == "postgres" && testing.Short() {
 				t.Skip("PostgreSQL tests are skipped with -short")
 			}
-			n, clk := startCaseNode(t, dialect)
+			clk := newTestClock()
+			n := startNode(t, dialect, withClock(clk))
 			testConsoleCases(t, n, clk)
 		})
 	}
 }
 
-func testConsoleCases(t *testing.T, n *node, clk *caseClock) {
+func testConsoleCases(t *testing.T, n *node, clk *testClock) {
 	ctx := t.Context()
 	admin, err := n.Org.Subject(ctx, adminID(t, n))
 	if err != nil {

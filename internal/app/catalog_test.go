@@ -1,9 +1,6 @@
 package app
 
 import (
-	"bytes"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -126,7 +123,7 @@ func TestConsoleDatasets(t *testing.T) {
 		t.Fatalf("dataset not listed:\n%.1500s", page)
 	}
 	_, page = get(t, rev, n.URL+"/console/datasets/test.people")
-	body, ctype := multipartFile(t, map[string]string{"csrf_token": csrfFrom(t, page)}, "file", "v2.csv", "姓名,身份证号\n李四,11010519491231002X\n王五,110105194912310021\n")
+	body, ctype := multipartForm(t, [][2]string{{"csrf_token", csrfFrom(t, page)}}, map[string][2]string{"file": {"v2.csv", "姓名,身份证号\n李四,11010519491231002X\n王五,110105194912310021\n"}})
 	req, _ := http.NewRequest("POST", n.URL+"/console/datasets/test.people/load", body)
 	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("Origin", n.URL)
@@ -156,20 +153,4 @@ func TestConsoleDatasets(t *testing.T) {
 	if strings.Contains(page, `action="/console/datasets/test.people/load"`) {
 		t.Fatal("an officer is offered the load form")
 	}
-}
-
-// multipartFile builds a multipart form with fields and one file.
-func multipartFile(t *testing.T, fields map[string]string, field, name, content string) (io.Reader, string) {
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	for k, v := range fields {
-		_ = w.WriteField(k, v)
-	}
-	fw, err := w.CreateFormFile(field, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.WriteString(fw, content)
-	_ = w.Close()
-	return &buf, w.FormDataContentType()
 }

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,13 +11,7 @@ import (
 // its body is changed) in TestExchangeEndToEnd, a real licence file in TestLicenseLifecycle.
 func TestCLIVerifyArguments(t *testing.T) {
 	dir := t.TempDir()
-	file := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	file := fileWriter(t, dir)
 	body := file("body.json", `{"record":{}}`)
 	garbage := file("garbage.txt", "not a receipt")
 	// Well-formed JSON of a receipt whose digests do not match: it was altered.

@@ -3,8 +3,6 @@ package app
 import (
 	"bytes"
 	"context"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -31,27 +29,7 @@ import (
 // postMultipart posts a multipart form with one file, as the same-origin page would.
 func postMultipart(t *testing.T, c *http.Client, base, path string, fields map[string]string, field, name string, content []byte) (*http.Response, string) {
 	t.Helper()
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	for k, v := range fields {
-		_ = w.WriteField(k, v)
-	}
-	fw, err := w.CreateFormFile(field, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = fw.Write(content)
-	_ = w.Close()
-	req, _ := http.NewRequest("POST", base+path, &buf)
-	req.Header.Set("Content-Type", w.FormDataContentType())
-	req.Header.Set("Origin", base)
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res, string(b)
+	return postApplication(t, c, base, path, formFields(fields), map[string][2]string{field: {name, string(content)}})
 }
 
 // getBytes fetches u and fails the test unless it answers 200.
@@ -285,7 +263,7 @@ func TestLicenseLifecycle(t *testing.T) {
 // once that node's trust list is imported, and not before.
 func TestLicenseMutualRecognition(t *testing.T) {
 	a := startNode(t, "sqlite")
-	b := startNode(t, "sqlite", func(c *config.Config) { c.NodeDivision = "140100" })
+	b := startNode(t, "sqlite", withConfig(func(c *config.Config) { c.NodeDivision = "140100" }))
 	ctx := context.Background()
 	iss := newIssuer(t, b, "b")
 	l, err := b.Licenses.Issue(ctx, iss.officer, license.IssueInput{TypeCode: "SPJYXKZ", IssuerDeptID: iss.dept.ID,
@@ -406,14 +384,7 @@ func TestPaymentThroughSimulator(t *testing.T) {
 
 		c := client(t)
 		registerVerified(t, n, c, "13812349101", "柳晋阳", 411)
-		var accID string
-		if err := n.DB.QueryRow(ctx, `SELECT id FROM accounts WHERE name = ?`, "柳晋阳").Scan(&accID); err != nil {
-			t.Fatal(err)
-		}
-		payer, err := n.Identity.Subject(ctx, accID, "")
-		if err != nil {
-			t.Fatal(err)
-		}
+		payer := citizenSubject(t, n, "柳晋阳")
 		o, err := n.Payments.CreateOrder(ctx, pay.OrderInput{Ref: "application:test-0001", ItemCode: "070110000300", Payer: pay.Payer{Subject: payer, Name: "柳晋阳"},
 			Lines: []pay.Line{{Name: "居民身份证工本费", AmountFen: 2000, Basis: "《中华人民共和国居民身份证法》"}}, DeptID: ga.ID, DeptName: ga.Name, Division: "140100"})
 		if err != nil {
@@ -438,18 +409,7 @@ func TestPaymentThroughSimulator(t *testing.T) {
 		if !strings.Contains(bank, "确认支付") || !strings.Contains(bank, "20.00") {
 			t.Fatalf("simulator page:\n%.1500s", bank)
 		}
-		req, _ := http.NewRequest("POST", payURL, strings.NewReader(""))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", n.URL)
-		res, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != 200 || !strings.Contains(string(b), "支付成功") {
-			t.Fatalf("pay at the simulator: %d\n%.1500s", res.StatusCode, b)
-		}
+		confirmOnSimulator(t, n, c, payURL)
 		deadline := time.Now().Add(15 * time.Second)
 		for {
 			if _, page = get(t, c, n.URL+"/account/payments/"+o.ID); strings.Contains(page, `id="receipt-link"`) {
@@ -476,7 +436,7 @@ func TestPaymentThroughSimulator(t *testing.T) {
 		paid, _ := n.Payments.Get(ctx, payer, o.ID)
 		forged := n.PaySim.NotificationFor(pay.Txn{Kind: pay.TxnRefund, TxnID: "FORGED-1", Code: o.Code, RefundID: "R-FORGED", AmountFen: 2000, At: time.Now()}, "")
 		forged.Body = bytes.Replace(forged.Body, []byte("R-FORGED"), []byte("R-FORGEX"), 1)
-		req, _ = http.NewRequest("POST", n.URL+"/api/v1/pay/notify/paysim", bytes.NewReader(forged.Body))
+		req, _ := http.NewRequest("POST", n.URL+"/api/v1/pay/notify/paysim", bytes.NewReader(forged.Body))
 		for k, v := range forged.Header {
 			req.Header[k] = v
 		}
@@ -594,11 +554,7 @@ func TestBrowserPayAndVerifyOnPhone(t *testing.T) {
 	}
 	web := client(t)
 	registerVerified(t, n, web, "13812349201", "王并州", 421)
-	var accID string
-	if err := n.DB.QueryRow(ctx0, `SELECT id FROM accounts WHERE name = ?`, "王并州").Scan(&accID); err != nil {
-		t.Fatal(err)
-	}
-	payer, _ := n.Identity.Subject(ctx0, accID, "")
+	payer := citizenSubject(t, n, "王并州")
 	o, err := n.Payments.CreateOrder(ctx0, pay.OrderInput{Ref: "application:phone-1", ItemCode: "070110000300", Payer: pay.Payer{Subject: payer, Name: "王并州"},
 		Lines: []pay.Line{{Name: "居民身份证工本费", AmountFen: 2000}}, DeptID: iss.dept.ID, DeptName: iss.dept.Name, Division: "140100"})
 	if err != nil {

@@ -1,14 +1,9 @@
 package app
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,70 +11,10 @@ import (
 	"github.com/dgov/dgov/internal/org"
 	"github.com/dgov/dgov/internal/platform/authz"
 	"github.com/dgov/dgov/internal/platform/calendar"
-	"github.com/dgov/dgov/internal/platform/config"
-	"github.com/dgov/dgov/internal/platform/db/dbtest"
 	"github.com/dgov/dgov/internal/portal"
 	"github.com/dgov/dgov/internal/rating"
 	"github.com/dgov/dgov/internal/workflow"
 )
-
-// ratingClock is a node's clock the test holds still: Monday 2 March 2026, 10:00 Beijing time,
-// with no holiday in the next weeks, so 5 working days end on Monday 9 March at 10:00.
-type ratingClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *ratingClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-// startRatingsNode is startNode on a still clock, with ratings opened before it serves (a
-// no-op once Open opens them itself).
-func startRatingsNode(t *testing.T, dialect string) *node {
-	t.Helper()
-	clk := &ratingClock{t: time.Date(2026, 3, 2, 10, 0, 0, 0, calendar.Beijing)}
-	cfg := config.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTPAddr = freeAddr(t)
-	cfg.RateLimit, cfg.RateBurst = 1000, 1000
-	if dialect == "postgres" {
-		cfg.DatabaseURL, _ = dbtest.NewSchema(t)
-	}
-	logw := io.Discard
-	if testing.Verbose() {
-		logw = os.Stderr
-	}
-	ctx := context.Background()
-	a, err := Open(ctx, cfg, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})), Options{Argon: cheapArgon, Now: clk.Now})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	a.openRatings()
-	if _, err := a.Org.BootstrapAdmin(ctx, "admin", "系统管理员", testAdminPassword); err != nil {
-		t.Fatalf("bootstrap admin: %v", err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	n := &node{App: a, cancel: cancel, done: make(chan error, 1)}
-	ready := make(chan string, 1)
-	go func() { n.done <- a.Serve(sctx, func(addr string) { ready <- addr }) }()
-	select {
-	case addr := <-ready:
-		n.URL = "http://" + addr
-	case err := <-n.done:
-		t.Fatalf("serve: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("node did not start")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-n.done:
-		case <-time.After(20 * time.Second):
-			t.Error("node did not stop")
-		}
-		a.Close()
-	})
-	return n
-}
 
 // pensionItem is 养老金领取资格认证 of the Shanxi pack: one step, handled by the county's
 // 人力资源和社会保障局, no materials required.
@@ -132,7 +67,7 @@ func TestRatings(t *testing.T) {
 			if dialect == "postgres" && testing.Short() {
 				t.Skip("PostgreSQL tests are skipped with -short")
 			}
-			testRatings(t, startRatingsNode(t, dialect))
+			testRatings(t, startNode(t, dialect, withClock(newTestClock()))) // 5 working days end on 9 March
 		})
 	}
 }

@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,19 +16,12 @@ import (
 // the service.
 func TestBrowserServicesJourney(t *testing.T) {
 	chromePath(t)
-	n := startRatingsNode(t, "sqlite") // with 好差评 opened, whether or not Open opens it yet
+	n := startNode(t, "sqlite", withClock(newTestClock()))
 	officer, _ := serviceDepartment(t, n, "scjg", "太原市市场监督管理局", "市场监督管理局")
 	const mobile, name = "13811110021", "周晋阳"
 	number := registerVerified(t, n, client(t), mobile, name, 321)
 
-	dir := t.TempDir()
-	file := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	file := fileWriter(t, t.TempDir())
 	idCard, lease, signedLease := file("id-card.pdf", pdfBytes("id")), file("lease.pdf", pdfBytes("lease v1")), file("lease-signed.pdf", pdfBytes("lease v2"))
 
 	ctx := browser(t, 390, 844)

@@ -43,9 +43,9 @@ func serviceDepartment(t *testing.T, n *node, code, name, kind string) (authz.Su
 	return staffUser(t, n, admin, "ty-"+code, dep.ID, authz.RoleOfficer)
 }
 
-// postApplication posts a multipart form as the page would: fields (in order, repeated keys
-// allowed) and files by input name ({file name, content}).
-func postApplication(t *testing.T, c *http.Client, base, path string, fields [][2]string, files map[string][2]string) (*http.Response, string) {
+// multipartForm builds a multipart form of fields (in order, repeated keys allowed) and files
+// by input name ({file name, content}); it returns the body and its content type.
+func multipartForm(t *testing.T, fields [][2]string, files map[string][2]string) (io.Reader, string) {
 	t.Helper()
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
@@ -60,16 +60,24 @@ func postApplication(t *testing.T, c *http.Client, base, path string, fields [][
 		_, _ = io.WriteString(fw, file[1])
 	}
 	_ = w.Close()
-	req, _ := http.NewRequest("POST", base+path, &buf)
-	req.Header.Set("Content-Type", w.FormDataContentType())
-	req.Header.Set("Origin", base)
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
+	return &buf, w.FormDataContentType()
+}
+
+// formFields are the fields of a map as multipartForm takes them.
+func formFields(m map[string]string) [][2]string {
+	fs := make([][2]string, 0, len(m))
+	for k, v := range m {
+		fs = append(fs, [2]string{k, v})
 	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res, string(b)
+	return fs
+}
+
+// postApplication posts a multipart form as the page would: fields (in order, repeated keys
+// allowed) and files by input name ({file name, content}).
+func postApplication(t *testing.T, c *http.Client, base, path string, fields [][2]string, files map[string][2]string) (*http.Response, string) {
+	t.Helper()
+	body, ctype := multipartForm(t, fields, files)
+	return postBody(t, c, base, path, ctype, body)
 }
 
 // getetiValues are a valid 个体工商户设立登记 form; the person's own fields come from them.

@@ -265,10 +265,10 @@ func TestCertificateLogin(t *testing.T) {
 // addresses as relying party ids.
 func startLocalhostNode(t *testing.T, dialect string) *node {
 	t.Helper()
-	return startNode(t, dialect, func(cfg *config.Config) {
+	return startNode(t, dialect, withConfig(func(cfg *config.Config) {
 		_, port, _ := net.SplitHostPort(cfg.HTTPAddr)
 		cfg.BaseURL = "http://localhost:" + port
-	})
+	}))
 }
 
 // virtualAuthenticator gives the browser tab a platform authenticator with a fingerprint that

@@ -95,7 +95,12 @@ func payOnSimulator(t *testing.T, n *node, c *http.Client, orderID string) {
 		t.Fatalf("start payment: %d\n%.2000s", res.StatusCode, body)
 	}
 	_, page = get(t, c, n.URL+"/account/payments/"+orderID)
-	payURL := attr(t, page, "go-pay", "href")
+	confirmOnSimulator(t, n, c, attr(t, page, "go-pay", "href"))
+}
+
+// confirmOnSimulator confirms the payment on the simulated bank's page at payURL.
+func confirmOnSimulator(t *testing.T, n *node, c *http.Client, payURL string) {
+	t.Helper()
 	req, _ := http.NewRequest("POST", payURL, strings.NewReader(""))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", n.URL)

@@ -110,26 +110,9 @@ type licenseRow struct {
 func rowsOf(list []license.Summary) []licenseRow {
 	out := make([]licenseRow, 0, len(list))
 	for _, s := range list {
-		out = append(out, licenseRow{Summary: s, Through: validThrough(s.ValidUntil)})
+		out = append(out, licenseRow{Summary: s, Through: license.ValidThrough(s.ValidUntil)})
 	}
 	return out
-}
-
-// validThrough is the last Beijing day of a validity that ends (exclusively) at until.
-func validThrough(until *time.Time) string {
-	if until == nil {
-		return ""
-	}
-	return until.Add(-time.Nanosecond).In(calendar.Beijing).Format(time.DateOnly)
-}
-
-// licenseEventNames name the events of a licence's history.
-var licenseEventNames = map[string]i18n.Text{
-	license.EventIssued:     i18n.T("签发", "issued"),
-	license.EventRenewed:    i18n.T("换证（延续）", "renewed"),
-	license.EventChanged:    i18n.T("变更", "changed"),
-	license.EventSuperseded: i18n.T("被新版本替换", "superseded"),
-	license.EventRevoked:    i18n.T("注销", "revoked"),
 }
 
 type idTypeOption struct {
@@ -384,7 +367,7 @@ func (p *licensePages) licenseData(r *http.Request, sub authz.Subject, l license
 		return nil, err
 	}
 	v := p.l.ViewOf(l, t)
-	d := &licenseData{View: v, QR: qrDataURL(p.l, v), EventNames: licenseEventNames}
+	d := &licenseData{View: v, QR: qrDataURL(p.l, v), EventNames: license.EventNames}
 	if iss, err := p.l.GetIssuer(r.Context(), l.IssuerDeptID); err == nil {
 		d.CanRevoke = (v.Status == license.StatusValid || v.Status == license.StatusExpired) &&
 			sub.Dept == iss.DeptID && p.c.Policy.Allowed(sub, license.PermRevoke, iss.Division)

@@ -717,11 +717,11 @@ func insertExtract(ctx context.Context, tx *db.Tx, x Extract) error {
 		x.ID, x.accessID, x.requestID, x.target, x.GrantID, x.ClientID, x.ResourceID, x.ResourceName, x.datasetID, x.ConsumerDeptID,
 		x.ConsumerDeptName, x.consumerDivision, x.Purpose, jsonList(x.Fields), jsonMap(x.Filter), x.RowScope, x.divisionColumn,
 		string(x.Format), x.Gzip, string(x.Status), x.RowsDone, x.RowsTotal, x.Bytes, x.blobKey, x.FileSM3, x.receipt,
-		x.ErrorCode, "", "", x.CreatedAt, nullTime(x.StartedAt), nullTime(x.FinishedAt), nullTime(x.ExpiresAt))
+		x.ErrorCode, "", "", x.CreatedAt, db.NullTime(x.StartedAt), db.NullTime(x.FinishedAt), db.NullTime(x.ExpiresAt))
 	return err
 }
 
-func scanExtract(sc scanner) (Extract, error) {
+func scanExtract(sc db.Scanner) (Extract, error) {
 	var x Extract
 	var fields, filter, zh, en string
 	var started, finished, expires sql.NullTime
@@ -741,7 +741,7 @@ func scanExtract(sc scanner) (Extract, error) {
 	if x.ErrorCode != "" {
 		x.Error = &i18n.Text{ZH: zh, EN: en}
 	}
-	x.CreatedAt, x.StartedAt, x.FinishedAt, x.ExpiresAt = x.CreatedAt.UTC(), timePtr(started), timePtr(finished), timePtr(expires)
+	x.CreatedAt, x.StartedAt, x.FinishedAt, x.ExpiresAt = x.CreatedAt.UTC(), db.TimePtr(started), db.TimePtr(finished), db.TimePtr(expires)
 	return x, nil
 }
 
@@ -750,20 +750,7 @@ func getExtract(ctx context.Context, q db.Querier, id string) (Extract, error) {
 }
 
 func queryExtracts(ctx context.Context, q db.Querier, query string, args ...any) ([]Extract, error) {
-	rows, err := q.Query(ctx, `SELECT `+extractCols+` FROM exchange_extracts `+query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Extract{}
-	for rows.Next() {
-		x, err := scanExtract(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, x)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, q, `SELECT `+extractCols+` FROM exchange_extracts `+query, args, scanExtract)
 }
 
 // ---- the gateway's routes ----

@@ -13,8 +13,6 @@ import (
 	"github.com/dgov/dgov/internal/platform/db"
 )
 
-type scanner interface{ Scan(dest ...any) error }
-
 func isNoRow(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 
 func jsonList(v []string) string {
@@ -49,28 +47,13 @@ func parseList(s string) ([]string, error) {
 	return out, nil
 }
 
-func nullTime(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return *t
-}
-
-func timePtr(n sql.NullTime) *time.Time {
-	if !n.Valid {
-		return nil
-	}
-	t := n.Time.UTC()
-	return &t
-}
-
 // ---- requests ----
 
 const requestCols = `id, resource_id, resource_code, resource_name, resource_version, share_type, provider_dept_id,
 	provider_division, consumer_dept_id, consumer_dept_name, consumer_division, client_id, fields, purpose, status,
 	applicant, due_at, decided_by, decided_at, reason, created_at`
 
-func scanRequest(sc scanner) (SharingRequest, error) {
+func scanRequest(sc db.Scanner) (SharingRequest, error) {
 	var r SharingRequest
 	var fields string
 	var due, decided sql.NullTime
@@ -83,7 +66,7 @@ func scanRequest(sc scanner) (SharingRequest, error) {
 	if r.Fields, err = parseList(fields); err != nil {
 		return r, fmt.Errorf("request %s: %w", r.ID, err)
 	}
-	r.DueAt, r.DecidedAt, r.CreatedAt = timePtr(due), timePtr(decided), r.CreatedAt.UTC()
+	r.DueAt, r.DecidedAt, r.CreatedAt = db.TimePtr(due), db.TimePtr(decided), r.CreatedAt.UTC()
 	return r, nil
 }
 
@@ -91,13 +74,13 @@ func insertRequest(ctx context.Context, tx *db.Tx, r SharingRequest) error {
 	_, err := tx.Exec(ctx, `INSERT INTO exchange_requests (`+requestCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.ResourceID, r.ResourceCode, r.ResourceName, r.ResourceVersion, int(r.ShareType), r.ProviderDeptID,
 		r.ProviderDivision, r.ConsumerDeptID, r.ConsumerDeptName, r.ConsumerDivision, r.ClientID, jsonList(r.Fields), r.Purpose, string(r.Status),
-		r.Applicant, nullTime(r.DueAt), r.DecidedBy, nullTime(r.DecidedAt), r.Reason, r.CreatedAt)
+		r.Applicant, db.NullTime(r.DueAt), r.DecidedBy, db.NullTime(r.DecidedAt), r.Reason, r.CreatedAt)
 	return err
 }
 
 func updateDecision(ctx context.Context, tx *db.Tx, r SharingRequest) error {
 	_, err := tx.Exec(ctx, `UPDATE exchange_requests SET status = ?, decided_by = ?, decided_at = ?, reason = ? WHERE id = ?`,
-		string(r.Status), r.DecidedBy, nullTime(r.DecidedAt), r.Reason, r.ID)
+		string(r.Status), r.DecidedBy, db.NullTime(r.DecidedAt), r.Reason, r.ID)
 	return err
 }
 
@@ -115,20 +98,7 @@ func getRequest(ctx context.Context, q db.Querier, id string) (SharingRequest, e
 }
 
 func queryRequests(ctx context.Context, q db.Querier, query string, args ...any) ([]SharingRequest, error) {
-	rows, err := q.Query(ctx, `SELECT `+requestCols+` FROM exchange_requests `+query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []SharingRequest{}
-	for rows.Next() {
-		r, err := scanRequest(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, q, `SELECT `+requestCols+` FROM exchange_requests `+query, args, scanRequest)
 }
 
 // ---- grants ----
@@ -136,7 +106,7 @@ func queryRequests(ctx context.Context, q db.Querier, query string, args ...any)
 const grantCols = `id, request_id, resource_id, provider_dept_id, consumer_dept_id, consumer_dept_name, consumer_division,
 	client_id, fields, row_scope, rate_per_minute, daily_quota, valid_until, revoked, revoked_at, created_at`
 
-func scanGrant(sc scanner) (Grant, error) {
+func scanGrant(sc db.Scanner) (Grant, error) {
 	var g Grant
 	var fields string
 	var revoked sql.NullTime
@@ -148,14 +118,14 @@ func scanGrant(sc scanner) (Grant, error) {
 	if g.Fields, err = parseList(fields); err != nil {
 		return g, fmt.Errorf("grant %s: %w", g.ID, err)
 	}
-	g.RevokedAt, g.ValidUntil, g.CreatedAt = timePtr(revoked), g.ValidUntil.UTC(), g.CreatedAt.UTC()
+	g.RevokedAt, g.ValidUntil, g.CreatedAt = db.TimePtr(revoked), g.ValidUntil.UTC(), g.CreatedAt.UTC()
 	return g, nil
 }
 
 func insertGrant(ctx context.Context, tx *db.Tx, g Grant) error {
 	_, err := tx.Exec(ctx, `INSERT INTO exchange_grants (`+grantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		g.ID, g.RequestID, g.ResourceID, g.ProviderDeptID, g.ConsumerDeptID, g.ConsumerDeptName, g.ConsumerDivision,
-		g.ClientID, jsonList(g.Fields), g.RowScope, g.RatePerMinute, g.DailyQuota, g.ValidUntil, g.Revoked, nullTime(g.RevokedAt), g.CreatedAt)
+		g.ClientID, jsonList(g.Fields), g.RowScope, g.RatePerMinute, g.DailyQuota, g.ValidUntil, g.Revoked, db.NullTime(g.RevokedAt), g.CreatedAt)
 	return err
 }
 
@@ -174,20 +144,7 @@ func liveGrant(ctx context.Context, q db.Querier, clientID, resourceID string) (
 }
 
 func queryGrants(ctx context.Context, q db.Querier, query string, args ...any) ([]Grant, error) {
-	rows, err := q.Query(ctx, `SELECT `+grantCols+` FROM exchange_grants `+query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Grant{}
-	for rows.Next() {
-		g, err := scanGrant(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, g)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, q, `SELECT `+grantCols+` FROM exchange_grants `+query, args, scanGrant)
 }
 
 // ---- bindings ----

@@ -104,10 +104,8 @@ func (a *Applications) AnswerCorrection(ctx context.Context, ap Applicant, id st
 				return err
 			}
 		}
-		for _, u := range uploads {
-			if err := insertFile(ctx, tx, ap.Subject, u); err != nil {
-				return err
-			}
+		if err := insertFiles(ctx, tx, ap.Subject, uploads); err != nil {
+			return err
 		}
 		prev, err := revisionMaterials(ctx, tx, r.id, r.revision)
 		if err != nil {
@@ -174,8 +172,8 @@ func (a *Applications) unanswer(ctx context.Context, appID string, rev int) erro
 
 // revisionMaterials reads one revision's materials as stored.
 func revisionMaterials(ctx context.Context, q db.Querier, appID string, rev int) ([]attach, error) {
-	out, err := collect(ctx, q, `SELECT material_key, source, COALESCE(file_id, ''), licence_id FROM service_application_materials
-		WHERE application_id = ? AND revision = ? ORDER BY seq`, []any{appID, rev}, func(s scanner) (attach, error) {
+	out, err := db.Collect(ctx, q, `SELECT material_key, source, COALESCE(file_id, ''), licence_id FROM service_application_materials
+		WHERE application_id = ? AND revision = ? ORDER BY seq`, []any{appID, rev}, func(s db.Scanner) (attach, error) {
 		var m attach
 		return m, s.Scan(&m.key, &m.source, &m.fileID, &m.licenseID)
 	})

@@ -100,10 +100,8 @@ func (a *Applications) SubmitBundle(ctx context.Context, ap Applicant, in Bundle
 		if err != nil {
 			return err
 		}
-		for _, u := range uploads {
-			if err := insertFile(ctx, tx, ap.Subject, u); err != nil {
-				return err
-			}
+		if err := insertFiles(ctx, tx, ap.Subject, uploads); err != nil {
+			return err
 		}
 		br := bundleRow{id: db.NewID(), bundleCode: b.Code, bundleVersion: b.Version, formID: formID,
 			applicant: ApplicantRef{Kind: ap.Subject.Kind, ID: ap.Subject.ID, Name: applicantName(ap)}, division: division, submittedAt: now}
@@ -236,7 +234,7 @@ func (a *Applications) Bundle(ctx context.Context, actor authz.Subject, id strin
 	if err != nil {
 		return BundleApplication{}, fmt.Errorf("bundle application %s: %w", br.number, err)
 	}
-	rows, err := collect(ctx, a.d, appSelect+` WHERE bundle_id = ?`, []any{br.id}, scanApp)
+	rows, err := db.Collect(ctx, a.d, appSelect+` WHERE bundle_id = ?`, []any{br.id}, scanApp)
 	if err != nil {
 		return BundleApplication{}, fmt.Errorf("bundle application %s: %w", br.number, err)
 	}

@@ -151,11 +151,15 @@ func (a *Applications) discard(uploads []storedFile) {
 	}
 }
 
-func insertFile(ctx context.Context, tx *db.Tx, owner authz.Subject, f storedFile) error {
-	_, err := tx.Exec(ctx, `INSERT INTO applicant_files (id, owner_kind, owner_id, blob_key, file_name, content_type, size, sm3, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, f.ID, string(owner.Kind), owner.ID, f.blobKey, f.Name, f.ContentType, f.Size, f.SM3, f.CreatedAt)
-	if err != nil {
-		return fmt.Errorf("record file %s: %w", f.ID, err)
+// insertFiles stores the files uploaded with a submission (or an answer to a correction), in
+// the transaction that stores what they belong to.
+func insertFiles(ctx context.Context, tx *db.Tx, owner authz.Subject, files []storedFile) error {
+	for _, f := range files {
+		_, err := tx.Exec(ctx, `INSERT INTO applicant_files (id, owner_kind, owner_id, blob_key, file_name, content_type, size, sm3, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, f.ID, string(owner.Kind), owner.ID, f.blobKey, f.Name, f.ContentType, f.Size, f.SM3, f.CreatedAt)
+		if err != nil {
+			return fmt.Errorf("record file %s: %w", f.ID, err)
+		}
 	}
 	return nil
 }
@@ -169,7 +173,7 @@ type fileRow struct {
 	blobKey   string
 }
 
-func scanFile(s scanner) (fileRow, error) {
+func scanFile(s db.Scanner) (fileRow, error) {
 	var r fileRow
 	err := s.Scan(&r.ID, &r.Name, &r.ContentType, &r.Size, &r.SM3, &r.CreatedAt, &r.ownerKind, &r.ownerID, &r.blobKey)
 	r.CreatedAt = r.CreatedAt.UTC()
@@ -197,7 +201,7 @@ func (a *Applications) Files(ctx context.Context, ap authz.Subject) ([]File, err
 	if err := checkApplicantSubject(ap); err != nil {
 		return nil, err
 	}
-	rows, err := collect(ctx, a.d, fileSelect+` WHERE owner_kind = ? AND owner_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
+	rows, err := db.Collect(ctx, a.d, fileSelect+` WHERE owner_kind = ? AND owner_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
 		[]any{string(ap.Kind), ap.ID, maxFiles}, scanFile)
 	if err != nil {
 		return nil, fmt.Errorf("list files: %w", err)
@@ -249,9 +253,9 @@ func (a *Applications) fileReadableBy(ctx context.Context, actor authz.Subject, 
 		return "", ErrFileNotFound
 	}
 	type ref struct{ app, caseID string }
-	refs, err := collect(ctx, a.d, `SELECT DISTINCT a.id, a.case_id FROM service_application_materials m
+	refs, err := db.Collect(ctx, a.d, `SELECT DISTINCT a.id, a.case_id FROM service_application_materials m
 		JOIN service_applications a ON a.id = m.application_id WHERE m.file_id = ? LIMIT 20`, []any{fileID},
-		func(s scanner) (ref, error) {
+		func(s db.Scanner) (ref, error) {
 			var r ref
 			return r, s.Scan(&r.app, &r.caseID)
 		})

@@ -26,7 +26,7 @@ func (a *Applications) Mine(ctx context.Context, ap authz.Subject, f MineFilter)
 		q += ` AND bundle_id = ?`
 		args = append(args, f.BundleID)
 	}
-	rows, err := collect(ctx, a.d, q+` ORDER BY submitted_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, offset), scanApp)
+	rows, err := db.Collect(ctx, a.d, q+` ORDER BY submitted_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, offset), scanApp)
 	if err != nil {
 		return nil, fmt.Errorf("list applications: %w", err)
 	}
@@ -141,9 +141,9 @@ func (a *Applications) materials(ctx context.Context, q db.Querier, appID string
 		file fileRow
 		has  bool
 	}
-	rows, err := collect(ctx, q, `SELECT m.seq, m.material_key, m.source, m.licence_id, f.id, f.file_name, f.content_type, f.size, f.sm3, f.created_at
+	rows, err := db.Collect(ctx, q, `SELECT m.seq, m.material_key, m.source, m.licence_id, f.id, f.file_name, f.content_type, f.size, f.sm3, f.created_at
 		FROM service_application_materials m LEFT JOIN applicant_files f ON f.id = m.file_id
-		WHERE m.application_id = ? AND m.revision = ? ORDER BY m.seq`, []any{appID, rev}, func(s scanner) (row, error) {
+		WHERE m.application_id = ? AND m.revision = ? ORDER BY m.seq`, []any{appID, rev}, func(s db.Scanner) (row, error) {
 		var r row
 		var id, name, ct, sm3 sql.NullString
 		var size sql.NullInt64

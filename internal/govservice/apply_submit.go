@@ -194,10 +194,8 @@ func (a *Applications) Submit(ctx context.Context, ap Applicant, in SubmitInput)
 		if err != nil {
 			return err
 		}
-		for _, u := range uploads {
-			if err := insertFile(ctx, tx, ap.Subject, u); err != nil {
-				return err
-			}
+		if err := insertFiles(ctx, tx, ap.Subject, uploads); err != nil {
+			return err
 		}
 		row, c, err := a.insertApplication(ctx, tx, ap, newApplication{id: appID, item: it, formID: formID, division: division, dept: dept,
 			values: values, materials: mats[it.Code]}, now)
@@ -509,7 +507,7 @@ const appSelect = `SELECT id, number, item_code, item_version, item_name, item_n
 	applicant_id, applicant_name, contact_phone_enc, division, case_id, bundle_id, revision, submitted_at, updated_at
 	FROM service_applications`
 
-func scanApp(s scanner) (appRow, error) {
+func scanApp(s db.Scanner) (appRow, error) {
 	var r appRow
 	var bundle sql.NullString
 	err := s.Scan(&r.id, &r.number, &r.itemCode, &r.itemVersion, &r.itemName, &r.itemNameEn, &r.formID, &r.applicant.Kind,

@@ -143,31 +143,15 @@ func (x *Indexer) Reindex(ctx context.Context) (int, error) {
 	for _, b := range bundles {
 		docs[bundleDocID(b.Code)] = bundleDoc(b, members)
 	}
-	have, err := search.IDs(ctx, x.Index)
-	if err != nil {
+	if err := search.ReplaceAll(ctx, x.Index, docs); err != nil {
 		return 0, fmt.Errorf("reindex service guides: %w", err)
-	}
-	if err := search.UpsertAll(ctx, x.Index, docs); err != nil {
-		return 0, fmt.Errorf("reindex service guides: %w", err)
-	}
-	for id := range have {
-		if _, ok := docs[id]; !ok {
-			if err := x.Index.Delete(ctx, id); err != nil {
-				return 0, fmt.Errorf("reindex service guides: %w", err)
-			}
-		}
 	}
 	return len(docs), nil
 }
 
 // ReindexIfEmpty rebuilds an empty index (new, or started afresh) and reports whether it did.
 func (x *Indexer) ReindexIfEmpty(ctx context.Context) (bool, error) {
-	n, err := search.Count(ctx, x.Index)
-	if err != nil || n > 0 {
-		return false, err
-	}
-	_, err = x.Reindex(ctx)
-	return err == nil, err
+	return search.RebuildIfEmpty(ctx, x.Index, x.Reindex)
 }
 
 // SyncItem brings one item's document up to date: indexed when active, absent otherwise.

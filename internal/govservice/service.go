@@ -287,7 +287,7 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Item, error) {
 	limit, offset := pageSize(f.Limit, f.Offset, 50, 500)
 	q += " ORDER BY code LIMIT ? OFFSET ?"
 	args = append(args, limit, offset)
-	out, err := collect(ctx, s.d, q, args, scanItem)
+	out, err := db.Collect(ctx, s.d, q, args, scanItem)
 	if err != nil {
 		return nil, fmt.Errorf("list service items: %w", err)
 	}
@@ -331,7 +331,7 @@ func (s *Service) ItemsByCode(ctx context.Context, codes []string) (map[string]I
 	for i, c := range codes {
 		args[i] = c
 	}
-	its, err := collect(ctx, s.d, itemSelect+` WHERE code IN (?`+strings.Repeat(`, ?`, len(codes)-1)+`)`, args, scanItem)
+	its, err := db.Collect(ctx, s.d, itemSelect+` WHERE code IN (?`+strings.Repeat(`, ?`, len(codes)-1)+`)`, args, scanItem)
 	if err != nil {
 		return nil, fmt.Errorf("get service items: %w", err)
 	}
@@ -343,7 +343,7 @@ func (s *Service) ItemsByCode(ctx context.Context, codes []string) (map[string]I
 
 // Bundles returns the active bundles, ordered by code.
 func (s *Service) Bundles(ctx context.Context) ([]Bundle, error) {
-	out, err := collect(ctx, s.d, bundleSelect+` WHERE active = ? ORDER BY code`, []any{true}, scanBundle)
+	out, err := db.Collect(ctx, s.d, bundleSelect+` WHERE active = ? ORDER BY code`, []any{true}, scanBundle)
 	if err != nil {
 		return nil, fmt.Errorf("list bundles: %w", err)
 	}

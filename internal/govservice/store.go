@@ -21,8 +21,6 @@ var migrationFiles embed.FS
 // Migrations are the catalogue's tables. They reference no other engine's tables.
 var Migrations = db.Migrations("govservice", migrationFiles, "migrations")
 
-type scanner interface{ Scan(dest ...any) error }
-
 func isNoRow(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 
 // canonicalForm re-encodes a form declaration with sorted keys and no insignificant space, so
@@ -77,7 +75,7 @@ func searchText(it Item) string {
 
 const itemSelect = `SELECT document, version, active, updated_at FROM service_items`
 
-func scanItem(s scanner) (Item, error) {
+func scanItem(s db.Scanner) (Item, error) {
 	var it Item
 	var doc string
 	var at time.Time
@@ -95,7 +93,7 @@ func scanItem(s scanner) (Item, error) {
 
 const bundleSelect = `SELECT document, version, active, updated_at FROM service_bundles`
 
-func scanBundle(s scanner) (Bundle, error) {
+func scanBundle(s db.Scanner) (Bundle, error) {
 	var b Bundle
 	var doc string
 	var at time.Time
@@ -109,23 +107,6 @@ func scanBundle(s scanner) (Bundle, error) {
 	at = at.UTC()
 	b.Version, b.Active, b.UpdatedAt = v, active, &at
 	return b, nil
-}
-
-func collect[T any](ctx context.Context, q db.Querier, text string, args []any, scan func(scanner) (T, error)) ([]T, error) {
-	rows, err := q.Query(ctx, text, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
 }
 
 // stored is what Sync compares a pack entry with.

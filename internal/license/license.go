@@ -211,6 +211,15 @@ const (
 	EventRevoked    = "revoked"
 )
 
+// EventNames name the events of a licence's history, for its pages.
+var EventNames = map[string]i18n.Text{
+	EventIssued:     i18n.T("签发", "issued"),
+	EventRenewed:    i18n.T("换证（延续）", "renewed"),
+	EventChanged:    i18n.T("变更", "changed"),
+	EventSuperseded: i18n.T("被新版本替换", "superseded"),
+	EventRevoked:    i18n.T("注销", "revoked"),
+}
+
 // UseGrant is a holder's authorisation for a department to use one licence (用证授权).
 type UseGrant struct {
 	ID         string     `json:"id"`

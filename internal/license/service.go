@@ -65,20 +65,11 @@ func (s *Service) SeedTypes(ctx context.Context) (int, error) {
 
 // Types lists the licence types by code. Anyone may read them: they are public metadata.
 func (s *Service) Types(ctx context.Context) ([]Type, error) {
-	rows, err := s.d.Query(ctx, `SELECT `+typeCols+` FROM license_types ORDER BY code`)
+	out, err := db.Collect(ctx, s.d, `SELECT `+typeCols+` FROM license_types ORDER BY code`, nil, scanType)
 	if err != nil {
 		return nil, fmt.Errorf("list licence types: %w", err)
 	}
-	defer rows.Close()
-	var out []Type
-	for rows.Next() {
-		t, err := scanType(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list licence types: %w", err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Type returns one licence type.
@@ -165,20 +156,12 @@ func (s *Service) RegisterIssuer(ctx context.Context, actor authz.Subject, in Is
 // digits (140000 → every Shanxi authority, 140100 → Taiyuan's).
 func (s *Service) Issuers(ctx context.Context, division string) ([]Issuer, error) {
 	prefix := strings.TrimRight(strings.TrimSpace(division), "0")
-	rows, err := s.d.Query(ctx, `SELECT `+issuerCols+` FROM license_issuers WHERE substr(division, 1, ?) = ? ORDER BY division, name`, len(prefix), prefix)
+	out, err := db.Collect(ctx, s.d, `SELECT `+issuerCols+` FROM license_issuers WHERE substr(division, 1, ?) = ? ORDER BY division, name`,
+		[]any{len(prefix), prefix}, scanIssuer)
 	if err != nil {
 		return nil, fmt.Errorf("list issuers: %w", err)
 	}
-	defer rows.Close()
-	out := []Issuer{}
-	for rows.Next() {
-		i, err := scanIssuer(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list issuers: %w", err)
-		}
-		out = append(out, i)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // GetIssuer returns a registered issuing authority (public information).

@@ -13,24 +13,7 @@ import (
 	"github.com/dgov/dgov/internal/platform/i18n"
 )
 
-type scanner interface{ Scan(dest ...any) error }
-
 func isNoRow(err error) bool { return errors.Is(err, sql.ErrNoRows) }
-
-func nullTime(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return *t
-}
-
-func timePtr(n sql.NullTime) *time.Time {
-	if !n.Valid {
-		return nil
-	}
-	t := n.Time.UTC()
-	return &t
-}
 
 // IndexResidentID is the blind-index kind of resident ID numbers: the one the population
 // library, identity and the exchange use, so one index value finds a person everywhere.
@@ -54,7 +37,7 @@ func chainOf(id Identifier) string { return id.TypeCode + "." + id.CreditCode + 
 
 const typeCols = `code, name_zh, name_en, holder_kind, issuer_kinds, validity_years, validity_months, basis, items, created_at, updated_at`
 
-func scanType(sc scanner) (Type, error) {
+func scanType(sc db.Scanner) (Type, error) {
 	var t Type
 	var kinds, items string
 	if err := sc.Scan(&t.Code, &t.Name.ZH, &t.Name.EN, &t.HolderKind, &kinds, &t.Validity.Years, &t.Validity.Months, &t.Basis, &items,
@@ -97,7 +80,7 @@ func getType(ctx context.Context, q db.Querier, code string) (Type, error) {
 
 const issuerCols = `dept_id, name, credit_code, division, kind, active, created_at, updated_at`
 
-func scanIssuer(sc scanner) (Issuer, error) {
+func scanIssuer(sc db.Scanner) (Issuer, error) {
 	var i Issuer
 	err := sc.Scan(&i.DeptID, &i.Name, &i.CreditCode, &i.Division, &i.Kind, &i.Active, &i.CreatedAt, &i.UpdatedAt)
 	i.CreatedAt, i.UpdatedAt = i.CreatedAt.UTC(), i.UpdatedAt.UTC()
@@ -152,7 +135,7 @@ var licenseColsQualified = func() string {
 	return strings.Join(cols, ", ")
 }()
 
-func scanRow(sc scanner) (row, error) {
+func scanRow(sc db.Scanner) (row, error) {
 	var r row
 	var until, statusAt sql.NullTime
 	err := sc.Scan(&r.ID, &r.chain, &r.TypeCode, &r.TypeName, &r.serial, &r.Version, &r.previousID, &r.SupersededBy, &r.HolderName,
@@ -163,7 +146,7 @@ func scanRow(sc scanner) (row, error) {
 		return r, err
 	}
 	r.IssuedAt, r.ValidFrom, r.signedAt = r.IssuedAt.UTC(), r.ValidFrom.UTC(), r.signedAt.UTC()
-	r.ValidUntil, r.statusAt = timePtr(until), timePtr(statusAt)
+	r.ValidUntil, r.statusAt = db.TimePtr(until), db.TimePtr(statusAt)
 	return r, nil
 }
 
@@ -171,7 +154,7 @@ func insertRow(ctx context.Context, tx *db.Tx, r row) error {
 	_, err := tx.Exec(ctx, `INSERT INTO licenses (`+licenseCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.chain, r.TypeCode, r.TypeName, r.serial, r.Version, r.previousID, r.SupersededBy, r.HolderName, string(r.HolderKind),
 		string(r.holderIDType), r.holderIdx, r.IssuerDeptID, r.IssuerName, r.issuerCredit, r.issuerDiv, r.IssuedAt, r.ValidFrom,
-		nullTime(r.ValidUntil), string(r.stored), r.statusReason, nullTime(r.statusAt), r.contentEnc, r.digest, r.keyID, r.signature,
+		db.NullTime(r.ValidUntil), string(r.stored), r.statusReason, db.NullTime(r.statusAt), r.contentEnc, r.digest, r.keyID, r.signature,
 		r.signedAt, r.caseRef, r.issuedBy)
 	return err
 }
@@ -204,7 +187,7 @@ func getRowAndKey(ctx context.Context, q db.Querier, id string) (row, IssuerKey,
 	if err != nil {
 		return r, k, fmt.Errorf("read licence %s: %w", id, err)
 	}
-	k.ValidFrom, k.ValidUntil = k.ValidFrom.UTC(), timePtr(until)
+	k.ValidFrom, k.ValidUntil = k.ValidFrom.UTC(), db.TimePtr(until)
 	return r, k, nil
 }
 
@@ -222,20 +205,7 @@ func lockRow(ctx context.Context, tx *db.Tx, id string) (row, error) {
 }
 
 func queryRows(ctx context.Context, q db.Querier, where string, args ...any) ([]row, error) {
-	rows, err := q.Query(ctx, `SELECT `+licenseCols+` FROM licenses `+where, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []row
-	for rows.Next() {
-		r, err := scanRow(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, q, `SELECT `+licenseCols+` FROM licenses `+where, args, scanRow)
 }
 
 func insertEvent(ctx context.Context, tx *db.Tx, chain string, e Event) error {
@@ -264,11 +234,11 @@ type IssuerKey struct {
 
 const keyCols = `key_id, dept_id, dept_name, credit_code, division, public_key, cert, valid_from, valid_until`
 
-func scanKey(sc scanner) (IssuerKey, error) {
+func scanKey(sc db.Scanner) (IssuerKey, error) {
 	var k IssuerKey
 	var until sql.NullTime
 	err := sc.Scan(&k.KeyID, &k.DeptID, &k.DeptName, &k.CreditCode, &k.Division, &k.PublicKey, &k.Cert, &k.ValidFrom, &until)
-	k.ValidFrom, k.ValidUntil = k.ValidFrom.UTC(), timePtr(until)
+	k.ValidFrom, k.ValidUntil = k.ValidFrom.UTC(), db.TimePtr(until)
 	if len(k.Cert) == 0 {
 		k.Cert = nil
 	}
@@ -293,30 +263,18 @@ const grantCols = `id, license_id, dept_id, dept_name, division, purpose, ref, v
 	(SELECT l.type_name FROM licenses l WHERE l.id = license_use_grants.license_id),
 	(SELECT l.holder_name FROM licenses l WHERE l.id = license_use_grants.license_id)`
 
-func scanGrant(sc scanner) (UseGrant, error) {
+func scanGrant(sc db.Scanner) (UseGrant, error) {
 	var g UseGrant
 	var revokedAt sql.NullTime
 	err := sc.Scan(&g.ID, &g.LicenseID, &g.DeptID, &g.DeptName, &g.Division, &g.Purpose, &g.Ref, &g.ValidUntil, &g.CreatedAt,
 		&g.CreatedBy, &g.Revoked, &revokedAt, &g.Uses, &g.TypeName, &g.HolderName)
-	g.ValidUntil, g.CreatedAt, g.RevokedAt = g.ValidUntil.UTC(), g.CreatedAt.UTC(), timePtr(revokedAt)
+	g.ValidUntil, g.CreatedAt, g.RevokedAt = g.ValidUntil.UTC(), g.CreatedAt.UTC(), db.TimePtr(revokedAt)
 	return g, err
 }
 
 func queryGrants(ctx context.Context, q db.Querier, where string, args ...any) ([]UseGrant, error) {
-	rows, err := q.Query(ctx, `SELECT `+grantCols+` FROM license_use_grants `+where, args...)
+	out, err := db.Collect(ctx, q, `SELECT `+grantCols+` FROM license_use_grants `+where, args, scanGrant)
 	if err != nil {
-		return nil, fmt.Errorf("read use grants: %w", err)
-	}
-	defer rows.Close()
-	out := []UseGrant{}
-	for rows.Next() {
-		g, err := scanGrant(rows)
-		if err != nil {
-			return nil, fmt.Errorf("read use grants: %w", err)
-		}
-		out = append(out, g)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read use grants: %w", err)
 	}
 	return out, nil

@@ -71,20 +71,11 @@ func (l TrustList) canonical() []byte {
 
 // IssuerKeys lists every seal key that signed a licence here (public information).
 func (s *Service) IssuerKeys(ctx context.Context) ([]IssuerKey, error) {
-	rows, err := s.d.Query(ctx, `SELECT `+keyCols+` FROM license_issuer_keys ORDER BY key_id`)
+	out, err := db.Collect(ctx, s.d, `SELECT `+keyCols+` FROM license_issuer_keys ORDER BY key_id`, nil, scanKey)
 	if err != nil {
 		return nil, fmt.Errorf("list issuer keys: %w", err)
 	}
-	defer rows.Close()
-	out := []IssuerKey{}
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list issuer keys: %w", err)
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // PublishTrustList returns this node's trust list, signed with the node key: the document

@@ -85,3 +85,12 @@ func (s *Service) View(ctx context.Context, actor authz.Subject, id string) (Vie
 	}
 	return s.ViewOf(l, t), nil
 }
+
+// ValidThrough is the last Beijing day (YYYY-MM-DD) of a validity that ends, exclusively, at
+// until; "" when it does not end.
+func ValidThrough(until *time.Time) string {
+	if until == nil {
+		return ""
+	}
+	return until.Add(-time.Nanosecond).In(calendar.Beijing).Format(time.DateOnly)
+}

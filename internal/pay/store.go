@@ -11,24 +11,7 @@ import (
 	"github.com/dgov/dgov/internal/platform/db"
 )
 
-type scanner interface{ Scan(dest ...any) error }
-
 func isNoRow(err error) bool { return errors.Is(err, sql.ErrNoRows) }
-
-func nullTime(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return *t
-}
-
-func timePtr(n sql.NullTime) *time.Time {
-	if !n.Valid {
-		return nil
-	}
-	t := n.Time.UTC()
-	return &t
-}
 
 // ---- orders ----
 
@@ -36,7 +19,7 @@ const orderCols = `id, code, ref, item_code, payer_kind, payer_id, payer_name, d
 	total_fen, paid_fen, refunded_fen, status, channel, pay_url, channel_txn_id, expires_at, paid_at, closed_reason,
 	created_at, updated_at`
 
-func scanOrder(sc scanner) (Order, error) {
+func scanOrder(sc db.Scanner) (Order, error) {
 	var o Order
 	var paid sql.NullTime
 	var kind string
@@ -44,14 +27,14 @@ func scanOrder(sc scanner) (Order, error) {
 		&o.TotalFen, &o.PaidFen, &o.RefundedFen, &o.Status, &o.Channel, &o.PayURL, &o.ChannelTxnID, &o.ExpiresAt, &paid, &o.ClosedReason,
 		&o.CreatedAt, &o.UpdatedAt)
 	o.PayerKind = authz.Kind(kind)
-	o.PaidAt, o.ExpiresAt, o.CreatedAt, o.UpdatedAt = timePtr(paid), o.ExpiresAt.UTC(), o.CreatedAt.UTC(), o.UpdatedAt.UTC()
+	o.PaidAt, o.ExpiresAt, o.CreatedAt, o.UpdatedAt = db.TimePtr(paid), o.ExpiresAt.UTC(), o.CreatedAt.UTC(), o.UpdatedAt.UTC()
 	return o, err
 }
 
 func insertOrder(ctx context.Context, tx *db.Tx, o Order) error {
 	_, err := tx.Exec(ctx, `INSERT INTO pay_orders (`+orderCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		o.ID, o.Code, o.Ref, o.ItemCode, string(o.PayerKind), o.PayerID, o.PayerName, o.DeptID, o.DeptName, o.Division,
-		o.TotalFen, o.PaidFen, o.RefundedFen, string(o.Status), o.Channel, o.PayURL, o.ChannelTxnID, o.ExpiresAt, nullTime(o.PaidAt), o.ClosedReason,
+		o.TotalFen, o.PaidFen, o.RefundedFen, string(o.Status), o.Channel, o.PayURL, o.ChannelTxnID, o.ExpiresAt, db.NullTime(o.PaidAt), o.ClosedReason,
 		o.CreatedAt, o.UpdatedAt)
 	if err != nil {
 		return err
@@ -69,7 +52,7 @@ func insertOrder(ctx context.Context, tx *db.Tx, o Order) error {
 func saveOrder(ctx context.Context, tx *db.Tx, o Order) error {
 	_, err := tx.Exec(ctx, `UPDATE pay_orders SET paid_fen = ?, refunded_fen = ?, status = ?, channel = ?, pay_url = ?,
 		channel_txn_id = ?, paid_at = ?, closed_reason = ?, updated_at = ? WHERE id = ?`,
-		o.PaidFen, o.RefundedFen, string(o.Status), o.Channel, o.PayURL, o.ChannelTxnID, nullTime(o.PaidAt), o.ClosedReason, o.UpdatedAt, o.ID)
+		o.PaidFen, o.RefundedFen, string(o.Status), o.Channel, o.PayURL, o.ChannelTxnID, db.NullTime(o.PaidAt), o.ClosedReason, o.UpdatedAt, o.ID)
 	return err
 }
 
@@ -108,20 +91,7 @@ func lockOrder(ctx context.Context, tx *db.Tx, where string, arg any) (Order, er
 }
 
 func queryOrders(ctx context.Context, q db.Querier, query string, args ...any) ([]Order, error) {
-	rows, err := q.Query(ctx, `SELECT `+orderCols+` FROM pay_orders `+query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Order{}
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, q, `SELECT `+orderCols+` FROM pay_orders `+query, args, scanOrder)
 }
 
 // ---- channel transactions ----
@@ -167,7 +137,7 @@ func setTxnStatus(ctx context.Context, tx *db.Tx, r txnRecord) error {
 
 const txnCols = `channel, txn_id, kind, code, order_id, refund_id, amount_fen, at, source, status, reason, received_at`
 
-func scanTxn(sc scanner) (txnRecord, error) {
+func scanTxn(sc db.Scanner) (txnRecord, error) {
 	var r txnRecord
 	var kind string
 	err := sc.Scan(&r.Channel, &r.TxnID, &kind, &r.Code, &r.OrderID, &r.RefundID, &r.AmountFen, &r.At, &r.Source, &r.Status, &r.Reason, &r.ReceivedAt)
@@ -180,43 +150,30 @@ func getTxn(ctx context.Context, q db.Querier, channel, txnID string) (txnRecord
 }
 
 func queryTxns(ctx context.Context, q db.Querier, query string, args ...any) ([]txnRecord, error) {
-	rows, err := q.Query(ctx, `SELECT `+txnCols+` FROM pay_txns `+query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []txnRecord
-	for rows.Next() {
-		r, err := scanTxn(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, q, `SELECT `+txnCols+` FROM pay_txns `+query, args, scanTxn)
 }
 
 // ---- refunds ----
 
 const refundCols = `id, order_id, request_id, amount_fen, reason, status, txn_id, requested_by, failure, created_at, done_at`
 
-func scanRefund(sc scanner) (Refund, error) {
+func scanRefund(sc db.Scanner) (Refund, error) {
 	var r Refund
 	var done sql.NullTime
 	err := sc.Scan(&r.ID, &r.OrderID, &r.RequestID, &r.AmountFen, &r.Reason, &r.Status, &r.TxnID, &r.RequestedBy, &r.Failure, &r.CreatedAt, &done)
-	r.DoneAt, r.CreatedAt = timePtr(done), r.CreatedAt.UTC()
+	r.DoneAt, r.CreatedAt = db.TimePtr(done), r.CreatedAt.UTC()
 	return r, err
 }
 
 func insertRefund(ctx context.Context, tx *db.Tx, r Refund) error {
 	_, err := tx.Exec(ctx, `INSERT INTO pay_refunds (`+refundCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, r.OrderID, r.RequestID, r.AmountFen, r.Reason, string(r.Status), r.TxnID, r.RequestedBy, r.Failure, r.CreatedAt, nullTime(r.DoneAt))
+		r.ID, r.OrderID, r.RequestID, r.AmountFen, r.Reason, string(r.Status), r.TxnID, r.RequestedBy, r.Failure, r.CreatedAt, db.NullTime(r.DoneAt))
 	return err
 }
 
 func saveRefund(ctx context.Context, tx *db.Tx, r Refund) error {
 	_, err := tx.Exec(ctx, `UPDATE pay_refunds SET status = ?, txn_id = ?, failure = ?, done_at = ? WHERE id = ?`,
-		string(r.Status), r.TxnID, r.Failure, nullTime(r.DoneAt), r.ID)
+		string(r.Status), r.TxnID, r.Failure, db.NullTime(r.DoneAt), r.ID)
 	return err
 }
 
@@ -225,20 +182,7 @@ func getRefund(ctx context.Context, q db.Querier, where string, args ...any) (Re
 }
 
 func queryRefunds(ctx context.Context, q db.Querier, query string, args ...any) ([]Refund, error) {
-	rows, err := q.Query(ctx, `SELECT `+refundCols+` FROM pay_refunds `+query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Refund{}
-	for rows.Next() {
-		r, err := scanRefund(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return db.Collect(ctx, q, `SELECT `+refundCols+` FROM pay_refunds `+query, args, scanRefund)
 }
 
 // pendingRefundFen is the sum of the order's refunds in flight.

@@ -66,7 +66,7 @@ type verifyData struct {
 func (d *verifyData) set(res license.Result) {
 	d.Result = &res
 	if res.License != nil {
-		d.Through = validThrough(res.License.ValidUntil)
+		d.Through = license.ValidThrough(res.License.ValidUntil)
 	}
 }
 
@@ -136,23 +136,6 @@ type licenseRow struct {
 	StatusName i18n.Text
 }
 
-// validThrough is the last Beijing day of a validity that ends (exclusively) at until.
-func validThrough(until *time.Time) string {
-	if until == nil {
-		return ""
-	}
-	return until.Add(-time.Nanosecond).In(calendar.Beijing).Format(time.DateOnly)
-}
-
-// licenseEventNames name the events of a licence's history.
-var licenseEventNames = map[string]i18n.Text{
-	license.EventIssued:     i18n.T("签发", "issued"),
-	license.EventRenewed:    i18n.T("换证（延续）", "renewed"),
-	license.EventChanged:    i18n.T("变更", "changed"),
-	license.EventSuperseded: i18n.T("被新版本替换", "superseded"),
-	license.EventRevoked:    i18n.T("注销", "revoked"),
-}
-
 type mineData struct {
 	// Known: the account's identity is known to the licence engine (real-name verified, or an
 	// enterprise); else the page asks to verify first.
@@ -176,7 +159,7 @@ func (l *Licenses) minePage(w http.ResponseWriter, r *http.Request, ses identity
 		d.Known, err = false, nil
 	}
 	for _, s := range list {
-		d.Licenses = append(d.Licenses, licenseRow{Summary: s, Through: validThrough(s.ValidUntil), StatusName: license.StatusNames[s.Status]})
+		d.Licenses = append(d.Licenses, licenseRow{Summary: s, Through: license.ValidThrough(s.ValidUntil), StatusName: license.StatusNames[s.Status]})
 	}
 	if err == nil && d.Known {
 		if d.Grants, err = l.Licenses.UseGrants(ctx, sub, ""); err == nil {
@@ -214,7 +197,7 @@ func (l *Licenses) licenseData(r *http.Request, sub authz.Subject, id string) (*
 	if err != nil {
 		return nil, err
 	}
-	d := &licenseData{View: v, QR: qrDataURL(l.Licenses, v), Now: l.Now(), EventNames: licenseEventNames,
+	d := &licenseData{View: v, QR: qrDataURL(l.Licenses, v), Now: l.Now(), EventNames: license.EventNames,
 		Grant: grantForm{ValidUntil: l.Now().In(calendar.Beijing).AddDate(0, 0, 30).Format(time.DateOnly)}}
 	if d.History, err = l.Licenses.History(ctx, sub, id); err != nil {
 		return nil, err

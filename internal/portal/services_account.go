@@ -402,19 +402,14 @@ func (s *Services) answerCorrection(w http.ResponseWriter, r *http.Request, ses 
 	mats, uploaded, done := materialInputs(r, d.AnswerFiles)
 	defer done()
 	if _, err := s.Apps.AnswerCorrection(ctx, ap, id, values, mats, comment); err != nil {
-		e, ok := i18n.As(err)
-		if !ok || e.HTTPStatus() >= 500 {
+		e, errs, top, ok := refusal(err, d.AnswerFiles)
+		if !ok {
 			httpx.WriteError(w, r, err)
 			return
 		}
-		errs, _ := govservice.FieldErrors(err)
 		v := det.Form.View(values, errs, string(i18n.FromRequest(r)))
 		d.Answer, d.Comment, d.Reupload = &v, comment, uploaded
-		var failure *i18n.Error
-		if len(errs) == 0 && !markMaterial(d.AnswerFiles, e) {
-			failure = e
-		}
-		s.renderApplication(w, r, e.HTTPStatus(), d, failure)
+		s.renderApplication(w, r, e.HTTPStatus(), d, top)
 		return
 	}
 	http.Redirect(w, r, "/account/applications/"+url.PathEscape(id)+"?answered=1", http.StatusSeeOther)

@@ -55,15 +55,21 @@ func (s *Services) applicant(ctx context.Context, ses identity.Session) (govserv
 	return ap, acc, nil
 }
 
-// needsRealName sends a person who has not verified their real name to do so first: an
-// application is made in one's legal name (实名办事), and prefill needs the ID number.
-func needsRealName(w http.ResponseWriter, r *http.Request, acc identity.Account) bool {
-	if acc.Level >= identity.LevelRealName {
-		return false
+// realApplicant is the applicant of ses when they have verified their real name: an
+// application is made in one's legal name (实名办事), and prefill needs the ID number. A
+// person who has not is sent to do so first; then, or on an error, it has answered the
+// request and reports false.
+func (s *Services) realApplicant(w http.ResponseWriter, r *http.Request, ses identity.Session) (govservice.Applicant, bool) {
+	ap, acc, err := s.applicant(r.Context(), ses)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return ap, false
 	}
-	back := r.URL.Path
-	http.Redirect(w, r, "/account/realname?next="+url.QueryEscape(back), http.StatusSeeOther)
-	return true
+	if acc.Level < identity.LevelRealName {
+		http.Redirect(w, r, "/account/realname?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
+		return ap, false
+	}
+	return ap, true
 }
 
 // ---- where to apply ----
@@ -233,6 +239,21 @@ func materialInputs(r *http.Request, fields []materialField) (in []govservice.Ma
 	return in, uploaded, done
 }
 
+// refusal sorts the error of a refused submission (or answer to a correction): the faults of
+// fields, a fault of one material put beside it, and the fault left to show on top (nil when
+// it stands beside a field or a material). ok is false when err is no refusal but a failure.
+func refusal(err error, materials []materialField) (e *i18n.Error, fields form.Errors, top *i18n.Error, ok bool) {
+	e, ok = i18n.As(err)
+	if !ok || e.HTTPStatus() >= 500 {
+		return nil, nil, nil, false
+	}
+	fields, _ = govservice.FieldErrors(err)
+	if len(fields) == 0 && !markMaterial(materials, e) {
+		top = e
+	}
+	return e, fields, top, true
+}
+
 // markMaterial puts a refusal about one material ("materials.<key>") beside its input and
 // reports whether it found one.
 func markMaterial(fields []materialField, e *i18n.Error) bool {
@@ -311,29 +332,39 @@ func who(ap govservice.Applicant) string {
 var applyTitle = i18n.T("在线申请", "Apply online")
 
 func (s *Services) applyPage(w http.ResponseWriter, r *http.Request, ses identity.Session, _ string) {
-	ctx := r.Context()
-	ap, acc, err := s.applicant(ctx, ses)
-	if err != nil {
-		httpx.WriteError(w, r, err)
+	ap, draft, d, ok := s.itemApply(w, r, ses)
+	if !ok {
 		return
 	}
-	if needsRealName(w, r, acc) {
-		return
-	}
-	draft, err := s.Apps.Draft(ctx, ap, r.PathValue("code"))
-	if err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
-	d, err := s.itemApplyData(ctx, r, ap, draft)
-	if err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
-	d.Form = draft.Form.View(draft.Values, nil, string(i18n.FromRequest(r)))
+	s.showApply(w, r, ap, draft.Form, draft.Values, d)
+}
+
+// showApply renders a blank (prefilled) application form, of an item or of a bundle.
+func (s *Services) showApply(w http.ResponseWriter, r *http.Request, ap govservice.Applicant, f *form.Form, values form.Values, d applyData) {
+	d.Form = f.View(values, nil, string(i18n.FromRequest(r)))
 	d.Cities, d.Counties = divisionChoices(ap.Subject.Division, r.URL.Query().Get("city"), "")
 	w.Header().Set("Cache-Control", "no-store") // prefilled personal data
 	s.render(w, r, http.StatusOK, "portal/services_apply", s.pageFor(r, applyTitle, d))
+}
+
+// itemApply reads what both the form of an item and its submission need: the applicant (with
+// a real name), the prefilled draft and the page. When it reports false it has answered.
+func (s *Services) itemApply(w http.ResponseWriter, r *http.Request, ses identity.Session) (govservice.Applicant, govservice.FormDraft, applyData, bool) {
+	ap, ok := s.realApplicant(w, r, ses)
+	if !ok {
+		return ap, govservice.FormDraft{}, applyData{}, false
+	}
+	draft, err := s.Apps.Draft(r.Context(), ap, r.PathValue("code"))
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return ap, draft, applyData{}, false
+	}
+	d, err := s.itemApplyData(r.Context(), r, ap, draft)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return ap, draft, d, false
+	}
+	return ap, draft, d, true
 }
 
 func (s *Services) itemApplyData(ctx context.Context, r *http.Request, ap govservice.Applicant, draft govservice.FormDraft) (applyData, error) {
@@ -350,30 +381,15 @@ func (s *Services) itemApplyData(ctx context.Context, r *http.Request, ap govser
 }
 
 func (s *Services) apply(w http.ResponseWriter, r *http.Request, ses identity.Session, _ string) {
-	ctx := r.Context()
-	ap, acc, err := s.applicant(ctx, ses)
-	if err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
-	if needsRealName(w, r, acc) {
-		return
-	}
-	draft, err := s.Apps.Draft(ctx, ap, r.PathValue("code"))
-	if err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
-	d, err := s.itemApplyData(ctx, r, ap, draft)
-	if err != nil {
-		httpx.WriteError(w, r, err)
+	ap, draft, d, ok := s.itemApply(w, r, ses)
+	if !ok {
 		return
 	}
 	values := draft.Form.FromURLValues(r.PostForm)
 	division := strings.TrimSpace(r.PostFormValue(divisionInput))
 	mats, uploaded, done := materialInputs(r, d.Materials)
 	defer done()
-	app, err := s.Apps.Submit(ctx, ap, govservice.SubmitInput{ItemCode: draft.Item.Code, Division: division, Values: values, Materials: mats})
+	app, err := s.Apps.Submit(r.Context(), ap, govservice.SubmitInput{ItemCode: draft.Item.Code, Division: division, Values: values, Materials: mats})
 	if err != nil {
 		s.refused(w, r, err, draft.Form, values, d, ap, division, uploaded)
 		return
@@ -386,16 +402,13 @@ func (s *Services) apply(w http.ResponseWriter, r *http.Request, ses identity.Se
 // Uploads cannot be kept by the browser, so the page asks to choose them again.
 func (s *Services) refused(w http.ResponseWriter, r *http.Request, err error, f *form.Form, values form.Values, d applyData,
 	ap govservice.Applicant, division string, uploaded bool) {
-	e, ok := i18n.As(err)
-	if !ok || e.HTTPStatus() >= 500 {
+	e, errs, top, ok := refusal(err, d.Materials)
+	if !ok {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	errs, _ := govservice.FieldErrors(err)
 	p := s.pageFor(r, applyTitle, nil)
-	if len(errs) == 0 && !markMaterial(d.Materials, e) {
-		p.Error = e
-	}
+	p.Error = top
 	d.Form = f.View(values, errs, string(p.Lang))
 	d.Cities, d.Counties = divisionChoices(ap.Subject.Division, "", division)
 	d.Reupload = uploaded
@@ -446,34 +459,22 @@ func (s *Services) bundleDraft(ctx context.Context, r *http.Request, ap govservi
 }
 
 func (s *Services) bundleApplyPage(w http.ResponseWriter, r *http.Request, ses identity.Session, _ string) {
-	ctx := r.Context()
-	ap, acc, err := s.applicant(ctx, ses)
+	ap, ok := s.realApplicant(w, r, ses)
+	if !ok {
+		return
+	}
+	f, values, d, err := s.bundleDraft(r.Context(), r, ap, r.PathValue("code"))
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	if needsRealName(w, r, acc) {
-		return
-	}
-	f, values, d, err := s.bundleDraft(ctx, r, ap, r.PathValue("code"))
-	if err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
-	d.Form = f.View(values, nil, string(i18n.FromRequest(r)))
-	d.Cities, d.Counties = divisionChoices(ap.Subject.Division, r.URL.Query().Get("city"), "")
-	w.Header().Set("Cache-Control", "no-store")
-	s.render(w, r, http.StatusOK, "portal/services_apply", s.pageFor(r, applyTitle, d))
+	s.showApply(w, r, ap, f, values, d)
 }
 
 func (s *Services) bundleApply(w http.ResponseWriter, r *http.Request, ses identity.Session, _ string) {
 	ctx := r.Context()
-	ap, acc, err := s.applicant(ctx, ses)
-	if err != nil {
-		httpx.WriteError(w, r, err)
-		return
-	}
-	if needsRealName(w, r, acc) {
+	ap, ok := s.realApplicant(w, r, ses)
+	if !ok {
 		return
 	}
 	code := r.PathValue("code")

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"errors"
 	"net/url"
 	"slices"
 	"strings"
@@ -177,4 +178,27 @@ func FuzzServiceFilter(f *testing.F) {
 			t.Fatalf("query %q does not round-trip: %v", fl.query(fl.Offset), err)
 		}
 	})
+}
+
+func TestRefusal(t *testing.T) {
+	mats := func() []materialField { return []materialField{{Key: "id_card"}, {Key: "photo"}} }
+	bad := i18n.New("material.missing", "缺少材料", "missing material")
+
+	// A fault of one material stands beside it, not on top.
+	m := mats()
+	e, fields, top, ok := refusal(bad.WithField("materials.photo"), m)
+	if !ok || e == nil || len(fields) != 0 || top != nil || m[1].Error == nil || m[0].Error != nil {
+		t.Fatalf("material fault: ok %v top %v fields %v marks %v/%v", ok, top, fields, m[0].Error, m[1].Error)
+	}
+	// Any other refusal goes on top.
+	m = mats()
+	if _, _, top, ok := refusal(bad, m); !ok || top == nil || m[0].Error != nil || m[1].Error != nil {
+		t.Fatalf("general fault: ok %v top %v", ok, top)
+	}
+	// A failure (5xx, or no *i18n.Error at all) is no refusal.
+	for _, err := range []error{i18n.ErrInternal, errors.New("disk full")} {
+		if _, _, _, ok := refusal(err, mats()); ok {
+			t.Errorf("%v taken for a refusal", err)
+		}
+	}
 }

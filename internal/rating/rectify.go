@@ -219,7 +219,7 @@ func (s *Service) Sync(ctx context.Context, ratingID string) error {
 		}
 		if _, err := tx.Exec(ctx, `UPDATE ratings SET rectify_state = ?, rectify_version = ?, rectify_due_at = ?, rectified_at = ?,
 			rectify_result = ?, rectified_on_time = ?, callback_at = ?, callback_result = ?, confirmed = ? WHERE id = ?`,
-			string(m.state), m.version, nullTime(due), nullTime(m.rectifiedAt), m.result, onTime, nullTime(m.callbackAt),
+			string(m.state), m.version, db.NullTime(due), db.NullTime(m.rectifiedAt), m.result, onTime, db.NullTime(m.callbackAt),
 			m.callback, m.confirmed, ratingID); err != nil {
 			return fmt.Errorf("sync rating %s: %w", ratingID, err)
 		}

@@ -240,7 +240,7 @@ func (s *Service) openRectification(ctx context.Context, tx *db.Tx, r *ratingRow
 	}
 	r.rectifyCase, r.rectifyState, r.rectifyVersion, r.rectifyDue = c.ID, RectifyOpen, c.Version, c.StepDueAt
 	if _, err := tx.Exec(ctx, `UPDATE ratings SET rectify_case_id = ?, rectify_state = ?, rectify_version = ?, rectify_due_at = ? WHERE id = ?`,
-		c.ID, string(RectifyOpen), c.Version, nullTime(c.StepDueAt), r.ID); err != nil {
+		c.ID, string(RectifyOpen), c.Version, db.NullTime(c.StepDueAt), r.ID); err != nil {
 		return fmt.Errorf("rating %s rectification: %w", r.ID, err)
 	}
 	return nil

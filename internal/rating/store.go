@@ -35,9 +35,7 @@ const ratingCols = `id, application_id, application_no, case_id, rater_kind, rat
 	rectify_case_id, rectify_state, rectify_version, rectify_due_at, rectified_at, rectify_result, rectified_on_time,
 	callback_at, callback_result, confirmed`
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanRating(sc scanner) (ratingRow, error) {
+func scanRating(sc db.Scanner) (ratingRow, error) {
 	var r ratingRow
 	var revised, due, rectified, callback sql.NullTime
 	var first sql.NullInt64
@@ -49,26 +47,11 @@ func scanRating(sc scanner) (ratingRow, error) {
 		return r, err
 	}
 	r.RatedAt, r.UpdatedAt = r.RatedAt.UTC(), r.UpdatedAt.UTC()
-	r.RevisedAt, r.rectifyDue, r.rectifiedAt, r.callbackAt = timePtr(revised), timePtr(due), timePtr(rectified), timePtr(callback)
+	r.RevisedAt, r.rectifyDue, r.rectifiedAt, r.callbackAt = db.TimePtr(revised), db.TimePtr(due), db.TimePtr(rectified), db.TimePtr(callback)
 	if first.Valid {
 		r.FirstLevel = Level(first.Int64)
 	}
 	return r, nil
-}
-
-func timePtr(n sql.NullTime) *time.Time {
-	if !n.Valid {
-		return nil
-	}
-	t := n.Time.UTC()
-	return &t
-}
-
-func nullTime(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return *t
 }
 
 // view is the Rating the row holds, with its tags and rectification.

@@ -120,6 +120,37 @@ func IDs(ctx context.Context, idx Index) (map[string]bool, error) {
 	}
 }
 
+// ReplaceAll makes idx hold exactly docs: it writes them all and deletes every other document
+// (a full reindex from the source of truth).
+func ReplaceAll(ctx context.Context, idx Index, docs map[string]Doc) error {
+	have, err := IDs(ctx, idx)
+	if err != nil {
+		return err
+	}
+	if err := UpsertAll(ctx, idx, docs); err != nil {
+		return err
+	}
+	for id := range have {
+		if _, ok := docs[id]; !ok {
+			if err := idx.Delete(ctx, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// RebuildIfEmpty runs rebuild when idx holds no document (new, or started afresh) and
+// reports whether it did.
+func RebuildIfEmpty(ctx context.Context, idx Index, rebuild func(context.Context) (int, error)) (bool, error) {
+	n, err := Count(ctx, idx)
+	if err != nil || n > 0 {
+		return false, err
+	}
+	_, err = rebuild(ctx)
+	return err == nil, err
+}
+
 // Count returns how many documents the index holds.
 func Count(ctx context.Context, idx Index) (int, error) {
 	res, err := idx.Search(ctx, Query{Limit: 1})

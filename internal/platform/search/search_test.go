@@ -303,3 +303,32 @@ func BenchmarkIndex10k(b *testing.B) {
 		idx.Close()
 	}
 }
+
+func TestReplaceAllAndRebuildIfEmpty(t *testing.T) {
+	idx := must[*search.Bleve](t)(search.Memory())
+	defer idx.Close()
+	docs := map[string]search.Doc{
+		"hj": doc("全市户籍人口基本信息", "", "101001", "140100", "published"),
+		"fr": doc("法人单位基本信息", "", "102001", "140200", "published"),
+	}
+	rebuilds := 0
+	rebuild := func(ctx context.Context) (int, error) {
+		rebuilds++
+		return len(docs), search.ReplaceAll(ctx, idx, docs)
+	}
+	if did, err := search.RebuildIfEmpty(ctx, idx, rebuild); err != nil || !did || rebuilds != 1 {
+		t.Fatalf("empty index: did %v, %v, %d rebuilds", did, err, rebuilds)
+	}
+	if did, err := search.RebuildIfEmpty(ctx, idx, rebuild); err != nil || did || rebuilds != 1 {
+		t.Fatalf("full index: did %v, %v, %d rebuilds", did, err, rebuilds)
+	}
+	// A document no longer in the source goes; a new one comes.
+	delete(docs, "hj")
+	docs["ld"] = doc("流动人口居住登记信息", "", "101002", "140100", "published")
+	if err := search.ReplaceAll(ctx, idx, docs); err != nil {
+		t.Fatal(err)
+	}
+	if got := sorted(find(t, idx, search.Query{})); !slices.Equal(got, []string{"fr", "ld"}) {
+		t.Errorf("after ReplaceAll: %v", got)
+	}
+}
