@@ -22,8 +22,8 @@ const phoneAppRedirect = "cn.gov.sx.app:/oauth/callback"
 
 // phoneAppToken signs the person browsing with c in to a native app registered with the
 // node, by single sign-on through the provider (authorization code with PKCE, no secret),
-// and returns the access token the app receives.
-func phoneAppToken(t *testing.T, n *node, c *http.Client) string {
+// and returns the access token the app receives and the app's client id.
+func phoneAppToken(t *testing.T, n *node, c *http.Client) (token, clientID string) {
 	t.Helper()
 	ctx := context.Background()
 	admin, err := n.Org.Subject(ctx, adminID(t, n))
@@ -55,14 +55,14 @@ func phoneAppToken(t *testing.T, n *node, c *http.Client) string {
 			if err != nil {
 				t.Fatalf("exchange the code: %v", err)
 			}
-			return tok.AccessToken
+			return tok.AccessToken, app.ID
 		}
 		base, _ := url.Parse(next)
 		ref, _ := url.Parse(loc)
 		next = base.ResolveReference(ref).String()
 	}
 	t.Fatal("too many redirects")
-	return ""
+	return "", ""
 }
 
 // callAPI calls the node's API with a bearer token ("" for none) and, for a body, JSON.
@@ -100,14 +100,14 @@ func getiBody(name, number, mobile, phone string) string {
 // single sign-on, reads the form, applies through the API — a refused value answered 422
 // with the form's field errors, as the web form refuses it — and finds the application, with
 // the same values, on the portal's page. Without a token the API answers 401; with a system
-// client's token, 403.
+// client's token, 403; once the app is disabled, its tokens stop at once (401).
 func TestServicesAPIPhoneApp(t *testing.T) {
 	eachDB(t, func(t *testing.T, n *node) {
 		ctx := context.Background()
 		serviceDepartment(t, n, "scjg", "太原市市场监督管理局", "市场监督管理局")
 		c := client(t)
 		number := registerVerified(t, n, c, "13811119001", "郭汾阳", 401)
-		token := phoneAppToken(t, n, c)
+		token, appID := phoneAppToken(t, n, c)
 		api := &http.Client{Timeout: c.Timeout}
 		apply := n.URL + "/api/v1/services/" + itemGeti + "/applications"
 
@@ -188,6 +188,14 @@ func TestServicesAPIPhoneApp(t *testing.T) {
 		}
 		if st, _ := callAPI(t, api, "GET", n.URL+"/api/v1/applications", systok.AccessToken, ""); st != http.StatusForbidden {
 			t.Fatalf("system token reads: %d", st)
+		}
+
+		// The app disabled after the token was issued: the token is worthless at once, not at expiry.
+		if err := n.IdP.DisableClient(ctx, admin, appID); err != nil {
+			t.Fatal(err)
+		}
+		if st, body := callAPI(t, api, "GET", n.URL+"/api/v1/applications", token, ""); st != http.StatusUnauthorized {
+			t.Fatalf("token of a disabled app: %d\n%.1000s", st, body)
 		}
 	})
 }

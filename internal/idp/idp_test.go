@@ -56,6 +56,7 @@ var users = &testUsers{
 	users: map[string]idp.UserClaims{
 		"citizen-zhang": {Subject: "citizen-zhang", Kind: "citizen", Name: "张伟", Level: 3, Division: "140105"},
 		"citizen-li":    {Subject: "citizen-li", Kind: "citizen", Name: "李娜", Level: 2, Division: "140106"},
+		"staff-7":       {Subject: "staff-7", Kind: "staff", Name: "王强", Level: 2, Division: "140000"},
 	},
 	enterprises: map[string]map[string]idp.EnterpriseClaims{
 		"citizen-zhang": {"ent-1": {ID: "ent-1", CreditCode: "91140100MA0K000000", Name: "太原示范科技有限公司", Role: "legal_rep"}},
