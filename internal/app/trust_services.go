@@ -120,6 +120,9 @@ func (t serviceTrust) RevokeGrant(ctx context.Context, holder authz.Subject, gra
 	return err
 }
 
+// UseLicence reads the licence an application offers in place of an upload, for the case
+// page: every view checks the grant and the signature, but the use is recorded for the
+// holder once per application and department (license.Service.Use), not once per view.
 func (t serviceTrust) UseLicence(ctx context.Context, officer authz.Subject, licenseID, ref string) (govservice.UsedLicence, error) {
 	l, err := t.a.Licenses.Use(ctx, officer, licenseID, ref)
 	if err != nil {

@@ -165,6 +165,12 @@ func (s *Service) officer(actor authz.Subject) error {
 // authorisation (for ref, when the authorisation names an application): the licence must
 // be in force; the use is recorded for the holder to see, audited and announced in one
 // transaction. Without an authorisation the answer is ErrNoGrant (403).
+//
+// A use is recorded once per licence, department and application: reading it again for
+// the same application (a case page viewed again, by that officer or another of the
+// department — the holder authorised the department, not a person) is checked the same
+// way but recorded, audited and announced no more. A read naming no application is
+// recorded each time, there being nothing to tell it is the same use.
 func (s *Service) Use(ctx context.Context, actor authz.Subject, licenseID, ref string) (License, error) {
 	if err := s.officer(actor); err != nil {
 		return License{}, err
@@ -214,6 +220,11 @@ func (s *Service) Use(ctx context.Context, actor authz.Subject, licenseID, ref s
 		u.Ref = g.Ref
 	}
 	err = s.d.InTx(ctx, func(tx *db.Tx) error {
+		if u.Ref != "" {
+			if seen, err := recordedUse(ctx, tx, r, u); err != nil || seen {
+				return err
+			}
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO license_uses (id, grant_id, license_id, type_name, holder_idx, dept_id, dept_name, officer,
 			purpose, ref, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			u.ID, u.GrantID, u.LicenseID, u.TypeName, r.holderIdx, u.DeptID, u.DeptName, u.Officer, u.Purpose, u.Ref, u.At); err != nil {
@@ -230,6 +241,24 @@ func (s *Service) Use(ctx context.Context, actor authz.Subject, licenseID, ref s
 		return License{}, err
 	}
 	return s.license(ctx, r, c, now)
+}
+
+// recordedUse reports whether the department already has a use of the licence for the
+// application of u. The licence row is locked first so that two first views racing each
+// other record one use: on PostgreSQL the second waits for the first to commit and then
+// sees its row; SQLite runs one writer at a time.
+func recordedUse(ctx context.Context, tx *db.Tx, r row, u Use) (bool, error) {
+	if _, err := tx.Exec(ctx, `UPDATE licenses SET status = status WHERE id = ?`, r.ID); err != nil {
+		return false, fmt.Errorf("lock licence %s: %w", r.ID, err)
+	}
+	var n int
+	// holder_idx leads the condition for its index: license_uses has none on license_id.
+	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM license_uses WHERE holder_idx = ? AND license_id = ? AND dept_id = ? AND ref = ?`,
+		r.holderIdx, r.ID, u.DeptID, u.Ref).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("find the use of %s for %s: %w", r.ID, u.Ref, err)
+	}
+	return n > 0, nil
 }
 
 // Uses lists every use of the holder's licences, newest first (their "who used my licence").
