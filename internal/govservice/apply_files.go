@@ -109,10 +109,12 @@ func (l *limitReader) Read(p []byte) (int, error) {
 type storedFile struct {
 	File
 	blobKey string
+	dataKey []byte // sealed by the field cipher (apply_files_seal.go)
 }
 
 // upload streams one material into the blob store: its type sniffed, its size bounded, its
-// SM3 computed by the store. The row is written with the submission, so a refused
+// SM3 computed over the plaintext, and SM4-encrypted under a data key of its own on the
+// way (personal data is never stored in clear). The row is written with the submission, so a refused
 // submission leaves only a blob that the caller deletes.
 func (a *Applications) upload(ctx context.Context, m MaterialInput) (storedFile, error) {
 	if m.Content == nil {
@@ -130,16 +132,21 @@ func (a *Applications) upload(ctx context.Context, m MaterialInput) (storedFile,
 	}
 	id := db.NewID()
 	key := "applications/files/" + id
+	aead, dataKey, err := newDataKey(a.fc, id)
+	if err != nil {
+		return storedFile{}, err
+	}
 	lr := &limitReader{r: br, left: a.opts.MaxFileSize}
-	info, err := a.blobs.Put(ctx, key, lr, -1, ct)
+	sr := newSealReader(lr, aead, id)
+	_, err = a.blobs.Put(ctx, key, sr, -1, blob.DefaultContentType)
 	if lr.exceeded {
 		return storedFile{}, ErrFileTooLarge(a.opts.MaxFileSize).WithField("materials." + m.Key)
 	}
 	if err != nil {
 		return storedFile{}, fmt.Errorf("store upload %s: %w", m.Key, err)
 	}
-	return storedFile{File: File{ID: id, Name: CleanFileName(m.FileName, ext), ContentType: ct, Size: info.Size, SM3: info.SM3,
-		CreatedAt: a.now()}, blobKey: key}, nil
+	return storedFile{File: File{ID: id, Name: CleanFileName(m.FileName, ext), ContentType: ct, Size: sr.size, SM3: sr.sum(),
+		CreatedAt: a.now()}, blobKey: key, dataKey: dataKey}, nil
 }
 
 // discard removes uploads whose submission failed; a blob left behind holds no record.
@@ -155,8 +162,8 @@ func (a *Applications) discard(uploads []storedFile) {
 // the transaction that stores what they belong to.
 func insertFiles(ctx context.Context, tx *db.Tx, owner authz.Subject, files []storedFile) error {
 	for _, f := range files {
-		_, err := tx.Exec(ctx, `INSERT INTO applicant_files (id, owner_kind, owner_id, blob_key, file_name, content_type, size, sm3, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, f.ID, string(owner.Kind), owner.ID, f.blobKey, f.Name, f.ContentType, f.Size, f.SM3, f.CreatedAt)
+		_, err := tx.Exec(ctx, `INSERT INTO applicant_files (id, owner_kind, owner_id, blob_key, file_name, content_type, size, sm3, created_at, data_key)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, f.ID, string(owner.Kind), owner.ID, f.blobKey, f.Name, f.ContentType, f.Size, f.SM3, f.CreatedAt, f.dataKey)
 		if err != nil {
 			return fmt.Errorf("record file %s: %w", f.ID, err)
 		}
@@ -164,18 +171,19 @@ func insertFiles(ctx context.Context, tx *db.Tx, owner authz.Subject, files []st
 	return nil
 }
 
-const fileSelect = `SELECT id, file_name, content_type, size, sm3, created_at, owner_kind, owner_id, blob_key FROM applicant_files`
+const fileSelect = `SELECT id, file_name, content_type, size, sm3, created_at, owner_kind, owner_id, blob_key, data_key FROM applicant_files`
 
 type fileRow struct {
 	File
 	ownerKind authz.Kind
 	ownerID   string
 	blobKey   string
+	dataKey   []byte // nil: stored in clear before materials were encrypted
 }
 
 func scanFile(s db.Scanner) (fileRow, error) {
 	var r fileRow
-	err := s.Scan(&r.ID, &r.Name, &r.ContentType, &r.Size, &r.SM3, &r.CreatedAt, &r.ownerKind, &r.ownerID, &r.blobKey)
+	err := s.Scan(&r.ID, &r.Name, &r.ContentType, &r.Size, &r.SM3, &r.CreatedAt, &r.ownerKind, &r.ownerID, &r.blobKey, &r.dataKey)
 	r.CreatedAt = r.CreatedAt.UTC()
 	return r, err
 }
@@ -215,7 +223,9 @@ func (a *Applications) Files(ctx context.Context, ap authz.Subject) ([]File, err
 
 // OpenFile opens a file for its owner, or for staff who may read an application that
 // attaches it (the handling department's; each such read is audited). Anyone else gets
-// ErrFileNotFound. The caller closes the reader.
+// ErrFileNotFound. The reader yields the plaintext; a stored file that does not decrypt or
+// does not match its recorded SM3 fails with ErrFileCorrupt (from OpenFile when its start
+// is damaged, otherwise from Read). The caller closes the reader.
 func (a *Applications) OpenFile(ctx context.Context, actor authz.Subject, fileID string) (File, io.ReadCloser, error) {
 	if actor.Kind == "" {
 		return File{}, nil, i18n.ErrUnauthorized
@@ -244,7 +254,12 @@ func (a *Applications) OpenFile(ctx context.Context, actor authz.Subject, fileID
 	if err != nil {
 		return File{}, nil, fmt.Errorf("open file %s: %w", fileID, err)
 	}
-	return r.File, rc, nil
+	plain, err := openFileReader(a.fc, r, r.dataKey, rc)
+	if err != nil {
+		_ = rc.Close()
+		return File{}, nil, err
+	}
+	return r.File, plain, nil
 }
 
 // fileReadableBy returns an application attaching the file whose values actor may read.

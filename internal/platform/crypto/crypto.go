@@ -118,6 +118,10 @@ const (
 	gcmTagSize   = 16
 )
 
+// NewSM4GCM is SM4-GCM (12-byte nonce, 16-byte tag) under key, for engines that encrypt
+// streams themselves in chunks (applicants' files) with a data key sealed by FieldCipher.
+func NewSM4GCM(key []byte) (cipher.AEAD, error) { return newSM4GCM(key) }
+
 // newSM4GCM returns SM4 in GCM mode (12-byte nonce, 16-byte tag). Go's cipher.NewGCM uses
 // its fast path only for AES; gmsm's SM4 blocks carry their own assembly GCM (GB/T 36624
 // names SM4-GCM), so ask the block first and fall back to the generic construction.
