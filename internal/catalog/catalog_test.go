@@ -2,12 +2,10 @@ package catalog_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/dgov/dgov/internal/catalog"
@@ -19,11 +17,6 @@ import (
 	"github.com/dgov/dgov/internal/platform/db/dbtest"
 	"github.com/dgov/dgov/internal/platform/i18n"
 )
-
-var auditTable = db.Source{Name: "catalogtest", FS: fstest.MapFS{
-	"0001_audit.sql": {Data: []byte(`CREATE TABLE test_audit (seq {{SERIAL}}, actor TEXT NOT NULL, action TEXT NOT NULL,
-		object TEXT NOT NULL, detail TEXT NOT NULL)`)},
-}}
 
 var t0 = time.Date(2026, 3, 2, 2, 0, 0, 0, time.UTC)
 
@@ -69,16 +62,8 @@ func newFixture(t *testing.T, d *db.DB) *fixture {
 		f.dept[dc[0]+"/"+dc[1]] = dep
 	}
 	f.svc = catalog.New(d, policy, f.org, catalog.Options{
-		Now: func() time.Time { return f.now },
-		Audit: func(ctx context.Context, tx *db.Tx, actor authz.Subject, action, object string, detail map[string]any) error {
-			b, err := json.Marshal(detail)
-			if err != nil {
-				return err
-			}
-			_, err = tx.Exec(ctx, `INSERT INTO test_audit (actor, action, object, detail) VALUES (?, ?, ?, ?)`,
-				actor.String(), action, object, string(b))
-			return err
-		},
+		Now:   func() time.Time { return f.now },
+		Audit: dbtest.RecordAudit,
 	})
 	f.provAdmin = staff("prov_admin", "140000", f.dept["140000/zwfw"].ID, authz.RoleOrgAdmin)
 	f.tyOfficer = staff("ty_officer", "140100", f.dept["140100/scjg"].ID, authz.RoleOfficer)
@@ -92,7 +77,7 @@ func newFixture(t *testing.T, d *db.DB) *fixture {
 
 func each(t *testing.T, fn func(t *testing.T, f *fixture)) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) { fn(t, newFixture(t, d)) },
-		org.Migrations, bus.Migrations, catalog.Migrations, auditTable)
+		org.Migrations, bus.Migrations, catalog.Migrations, dbtest.AuditTable)
 }
 
 func sample(name, deptID string) catalog.Draft {
@@ -149,39 +134,11 @@ func (f *fixture) publish(editor, reviewer authz.Subject, d catalog.Draft) catal
 }
 
 func (f *fixture) actions() []string {
-	f.t.Helper()
-	rows, err := f.d.Query(f.ctx, `SELECT action FROM test_audit ORDER BY seq`)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			f.t.Fatal(err)
-		}
-		out = append(out, a)
-	}
-	return out
+	return dbtest.Strings(f.t, f.d, `SELECT action FROM test_audit ORDER BY seq`)
 }
 
 func (f *fixture) events() []string {
-	f.t.Helper()
-	rows, err := f.d.Query(f.ctx, `SELECT subject FROM outbox ORDER BY seq`)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			f.t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	return out
+	return dbtest.Strings(f.t, f.d, `SELECT subject FROM outbox ORDER BY seq`)
 }
 
 func codes(rs []catalog.Resource) string {

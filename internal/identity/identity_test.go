@@ -3,7 +3,6 @@ package identity_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/pquerna/otp/totp"
@@ -27,14 +25,7 @@ import (
 	"github.com/dgov/dgov/internal/platform/ids"
 )
 
-// auditTable stands in for the audit engine: the hook writes inside the caller's
-// transaction, so rolled-back changes leave no entry.
-var auditTable = db.Source{Name: "identitytest", FS: fstest.MapFS{
-	"0001_audit.sql": {Data: []byte(`CREATE TABLE test_audit (seq {{SERIAL}}, actor TEXT NOT NULL, action TEXT NOT NULL,
-		object TEXT NOT NULL, detail TEXT NOT NULL)`)},
-}}
-
-var sources = []db.Source{crypto.Migrations, org.Migrations, baselib.Migrations, identity.Migrations, auditTable}
+var sources = []db.Source{crypto.Migrations, org.Migrations, baselib.Migrations, identity.Migrations, dbtest.AuditTable}
 
 var t0 = time.Date(2026, 3, 1, 1, 0, 0, 0, time.UTC)
 
@@ -100,13 +91,7 @@ func newFixture(t *testing.T, d *db.DB) *fixture {
 			if action == f.fail {
 				return errors.New("audit store unavailable")
 			}
-			b, err := json.Marshal(detail)
-			if err != nil {
-				return err
-			}
-			_, err = tx.Exec(ctx, `INSERT INTO test_audit (actor, action, object, detail) VALUES (?, ?, ?, ?)`,
-				actor.String(), action, object, string(b))
-			return err
+			return dbtest.RecordAudit(ctx, tx, actor, action, object, detail)
 		},
 	})
 	return f
@@ -163,21 +148,7 @@ func (f *fixture) verified(mobile, name, idNumber string) identity.Account {
 }
 
 func (f *fixture) actions() []string {
-	f.t.Helper()
-	rows, err := f.d.Query(f.ctx, `SELECT action FROM test_audit ORDER BY seq`)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			f.t.Fatal(err)
-		}
-		out = append(out, a)
-	}
-	return out
+	return dbtest.Strings(f.t, f.d, `SELECT action FROM test_audit ORDER BY seq`)
 }
 
 func (f *fixture) clearAudit() {

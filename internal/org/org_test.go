@@ -3,13 +3,11 @@ package org_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/dgov/dgov/internal/org"
@@ -20,13 +18,6 @@ import (
 	"github.com/dgov/dgov/internal/platform/db/dbtest"
 	"github.com/dgov/dgov/internal/platform/i18n"
 )
-
-// auditTable stands in for the audit engine: the hook writes inside the caller's
-// transaction, so rolled-back changes leave no entry.
-var auditTable = db.Source{Name: "orgtest", FS: fstest.MapFS{
-	"0001_audit.sql": {Data: []byte(`CREATE TABLE test_audit (seq {{SERIAL}}, actor TEXT NOT NULL, action TEXT NOT NULL,
-		object TEXT NOT NULL, detail TEXT NOT NULL)`)},
-}}
 
 const pw = "Fenhe2River7" // a password that passes the policy
 
@@ -61,13 +52,7 @@ func newFixture(t *testing.T, d *db.DB) *fixture {
 			if action == f.fail {
 				return errors.New("audit store unavailable")
 			}
-			b, err := json.Marshal(detail)
-			if err != nil {
-				return err
-			}
-			_, err = tx.Exec(ctx, `INSERT INTO test_audit (actor, action, object, detail) VALUES (?, ?, ?, ?)`,
-				actor.String(), action, object, string(b))
-			return err
+			return dbtest.RecordAudit(ctx, tx, actor, action, object, detail)
 		},
 	})
 	if _, err := f.svc.SyncDivisions(f.ctx); err != nil {
@@ -148,21 +133,7 @@ func (f *fixture) mustStaff(actor authz.Subject, username, dept string, roles ..
 }
 
 func (f *fixture) actions() []string {
-	f.t.Helper()
-	rows, err := f.d.Query(f.ctx, `SELECT action FROM test_audit ORDER BY seq`)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			f.t.Fatal(err)
-		}
-		out = append(out, a)
-	}
-	return out
+	return dbtest.Strings(f.t, f.d, `SELECT action FROM test_audit ORDER BY seq`)
 }
 
 func (f *fixture) clearAudit() {
@@ -371,7 +342,7 @@ func TestScope(t *testing.T) {
 		if err != nil || moved.DivisionCode != "140105" {
 			t.Errorf("move within 太原: %+v %v", moved, err)
 		}
-	}, crypto.Migrations, org.Migrations, auditTable)
+	}, crypto.Migrations, org.Migrations, dbtest.AuditTable)
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -419,7 +390,7 @@ func TestGrantRoles(t *testing.T) {
 		if err != nil || !slices.Equal(up.Roles, []authz.Role{authz.RoleOfficer, authz.RoleOrgAdmin}) {
 			t.Errorf("org admin promotes an officer to org admin: %v %v", up.Roles, err)
 		}
-	}, crypto.Migrations, org.Migrations, auditTable)
+	}, crypto.Migrations, org.Migrations, dbtest.AuditTable)
 }
 
 func TestStaffValidation(t *testing.T) {
@@ -500,7 +471,7 @@ func TestStaffValidation(t *testing.T) {
 		if _, err := f.svc.UpdateDepartment(f.ctx, f.admin, "nope", org.DepartmentPatch{}); !errors.Is(err, i18n.ErrNotFound) {
 			t.Errorf("update missing department: %v", err)
 		}
-	}, crypto.Migrations, org.Migrations, auditTable)
+	}, crypto.Migrations, org.Migrations, dbtest.AuditTable)
 }
 
 func TestAuthenticate(t *testing.T) {
@@ -615,12 +586,12 @@ func TestAuthenticate(t *testing.T) {
 		if _, err := f.svc.Authenticate(f.ctx, "li.si", "Chosen-Pass-42", f.now); err != nil {
 			t.Fatal(err)
 		}
-	}, crypto.Migrations, org.Migrations, auditTable)
+	}, crypto.Migrations, org.Migrations, dbtest.AuditTable)
 }
 
 // A hash made with older, weaker parameters is upgraded at the next login.
 func TestRehashOnLogin(t *testing.T) {
-	d := dbtest.SQLite(t, crypto.Migrations, org.Migrations, auditTable)
+	d := dbtest.SQLite(t, crypto.Migrations, org.Migrations, dbtest.AuditTable)
 	f := newFixture(t, d)
 	stronger := org.New(d, authz.NewPolicy(divisions.Contains), org.Options{Argon: org.ArgonParams{Memory: 128, Time: 2, Threads: 1}})
 	if _, err := stronger.Authenticate(f.ctx, "admin", pw, f.now); err != nil {
@@ -717,7 +688,7 @@ func TestAudit(t *testing.T) {
 		if s, _ := f.svc.GetStaff(f.ctx, f.admin, st.ID); s.FailedLogins != 0 {
 			t.Fatalf("failure counted though its audit failed: %d", s.FailedLogins)
 		}
-	}, crypto.Migrations, org.Migrations, auditTable)
+	}, crypto.Migrations, org.Migrations, dbtest.AuditTable)
 }
 
 func TestBootstrapAdmin(t *testing.T) {

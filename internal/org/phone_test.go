@@ -175,12 +175,12 @@ func TestStaffPhone(t *testing.T) {
 		if _, err := f.svc.GetStaff(f.ctx, f.admin, st.ID); !errors.Is(err, crypto.ErrDecrypt) {
 			t.Errorf("moved ciphertext: %v", err)
 		}
-	}, crypto.Migrations, org.Migrations, auditTable)
+	}, crypto.Migrations, org.Migrations, dbtest.AuditTable)
 }
 
 // Without a field cipher no phone number can be written or read; everything else works.
 func TestNoFieldCipher(t *testing.T) {
-	d := dbtest.SQLite(t, crypto.Migrations, org.Migrations, auditTable)
+	d := dbtest.SQLite(t, crypto.Migrations, org.Migrations, dbtest.AuditTable)
 	f := newFixture(t, d)
 	f.seed()
 	withPhone := f.mustStaff(f.admin, "has.phone", "140105/scjg", authz.RoleOfficer)
@@ -253,7 +253,7 @@ func TestPasswordChangeRequired(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("after second change", false)
-	}, crypto.Migrations, org.Migrations, auditTable)
+	}, crypto.Migrations, org.Migrations, dbtest.AuditTable)
 }
 
 func TestJSON(t *testing.T) {

@@ -2,13 +2,11 @@ package rating_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/dgov/dgov/internal/org/divisions"
@@ -16,19 +14,13 @@ import (
 	"github.com/dgov/dgov/internal/platform/bus"
 	"github.com/dgov/dgov/internal/platform/calendar"
 	"github.com/dgov/dgov/internal/platform/db"
+	"github.com/dgov/dgov/internal/platform/db/dbtest"
 	"github.com/dgov/dgov/internal/platform/i18n"
 	"github.com/dgov/dgov/internal/rating"
 	"github.com/dgov/dgov/internal/workflow"
 )
 
-// auditTable stands in for the audit log: the test's AuditFunc writes here, in the change's
-// transaction.
-var auditTable = db.Source{Name: "ratingtest", FS: fstest.MapFS{
-	"0001_audit.sql": {Data: []byte(`CREATE TABLE test_audit (seq {{SERIAL}}, actor TEXT NOT NULL, action TEXT NOT NULL,
-		object TEXT NOT NULL, detail TEXT NOT NULL)`)},
-}}
-
-var sources = []db.Source{bus.Migrations, workflow.Migrations, rating.Migrations, auditTable}
+var sources = []db.Source{bus.Migrations, workflow.Migrations, rating.Migrations, dbtest.AuditTable}
 
 // bj is a Beijing wall-clock time.
 func bj(y, m, d, h, min int) time.Time {
@@ -99,14 +91,7 @@ func newFixture(t testing.TB, d *db.DB, opts rating.Options) *fixture {
 	policy := authz.NewPolicy(divisions.Contains)
 	workflow.RegisterPermissions(policy)
 	rating.RegisterPermissions(policy)
-	audit := func(ctx context.Context, tx *db.Tx, actor authz.Subject, action, object string, detail map[string]any) error {
-		b, err := json.Marshal(detail)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO test_audit (actor, action, object, detail) VALUES (?, ?, ?, ?)`, actor.String(), action, object, string(b))
-		return err
-	}
+	audit := dbtest.RecordAudit
 	f.cases = workflow.New(d, policy, workflow.Options{Now: f.clock.Now, Audit: audit})
 	opts.Now, opts.Audit = f.clock.Now, audit
 	f.svc = rating.New(d, policy, f.cases, f.apps, opts)
@@ -273,19 +258,5 @@ func (f *fixture) outboxEvents(subjectPrefix string) []bus.Event {
 
 // audits lists the audit actions recorded on object, in order.
 func (f *fixture) audits(object string) []string {
-	f.t.Helper()
-	rows, err := f.d.Query(f.ctx, `SELECT action FROM test_audit WHERE object = ? ORDER BY seq`, object)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			f.t.Fatal(err)
-		}
-		out = append(out, a)
-	}
-	return out
+	return dbtest.Strings(f.t, f.d, `SELECT action FROM test_audit WHERE object = ? ORDER BY seq`, object)
 }

@@ -3,10 +3,8 @@ package seal_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/dgov/dgov/internal/org"
@@ -20,12 +18,7 @@ import (
 	"github.com/dgov/dgov/internal/seal"
 )
 
-var auditTable = db.Source{Name: "sealtest", FS: fstest.MapFS{
-	"0001_audit.sql": {Data: []byte(`CREATE TABLE test_audit (seq {{SERIAL}}, actor TEXT NOT NULL, action TEXT NOT NULL,
-		object TEXT NOT NULL, detail TEXT NOT NULL)`)},
-}}
-
-var sources = []db.Source{crypto.Migrations, org.Migrations, bus.Migrations, seal.Migrations, auditTable}
+var sources = []db.Source{crypto.Migrations, org.Migrations, bus.Migrations, seal.Migrations, dbtest.AuditTable}
 
 var t0 = time.Date(2026, 3, 2, 2, 0, 0, 0, time.UTC)
 
@@ -76,16 +69,8 @@ func newFixture(t testing.TB, d *db.DB) *fixture {
 		f.dept[dc[0]+"/"+dc[1]] = dep
 	}
 	f.svc = seal.New(d, policy, f.org, keys.FieldCipher(), seal.Options{
-		Now: clock,
-		Audit: func(ctx context.Context, tx *db.Tx, actor authz.Subject, action, object string, detail map[string]any) error {
-			b, err := json.Marshal(detail)
-			if err != nil {
-				return err
-			}
-			_, err = tx.Exec(ctx, `INSERT INTO test_audit (actor, action, object, detail) VALUES (?, ?, ?, ?)`,
-				actor.String(), action, object, string(b))
-			return err
-		},
+		Now:   clock,
+		Audit: dbtest.RecordAudit,
 	})
 	f.provAdmin = staff("prov_admin", "140000", f.dept["140000/zwfw"].ID, authz.RoleOrgAdmin)
 	f.tyAdmin = staff("ty_admin", "140100", f.dept["140100/scjg"].ID, authz.RoleOrgAdmin)
@@ -123,40 +108,12 @@ func wantErr(t testing.TB, what string, err, want error) {
 
 // audits returns the audit actions recorded, in order.
 func (f *fixture) audits() []string {
-	f.t.Helper()
-	rows, err := f.d.Query(f.ctx, `SELECT action FROM test_audit ORDER BY seq`)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			f.t.Fatal(err)
-		}
-		out = append(out, a)
-	}
-	return out
+	return dbtest.Strings(f.t, f.d, `SELECT action FROM test_audit ORDER BY seq`)
 }
 
 // events returns the subjects published to the outbox, in order.
 func (f *fixture) events() []string {
-	f.t.Helper()
-	rows, err := f.d.Query(f.ctx, `SELECT subject FROM outbox ORDER BY created_at, id`)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			f.t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	return out
+	return dbtest.Strings(f.t, f.d, `SELECT subject FROM outbox ORDER BY created_at, id`)
 }
 
 // official creates the official seal of 太原市市场监督管理局.

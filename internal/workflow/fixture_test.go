@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/dgov/dgov/internal/org/divisions"
@@ -16,18 +15,12 @@ import (
 	"github.com/dgov/dgov/internal/platform/bus"
 	"github.com/dgov/dgov/internal/platform/calendar"
 	"github.com/dgov/dgov/internal/platform/db"
+	"github.com/dgov/dgov/internal/platform/db/dbtest"
 	"github.com/dgov/dgov/internal/platform/i18n"
 	"github.com/dgov/dgov/internal/workflow"
 )
 
-// auditTable stands in for the audit log: the test's AuditFunc writes here, in the
-// transition's transaction.
-var auditTable = db.Source{Name: "workflowtest", FS: fstest.MapFS{
-	"0001_audit.sql": {Data: []byte(`CREATE TABLE test_audit (seq {{SERIAL}}, actor TEXT NOT NULL, action TEXT NOT NULL,
-		object TEXT NOT NULL, detail TEXT NOT NULL)`)},
-}}
-
-var sources = []db.Source{bus.Migrations, workflow.Migrations, auditTable}
+var sources = []db.Source{bus.Migrations, workflow.Migrations, dbtest.AuditTable}
 
 // bj is a Beijing wall-clock time.
 func bj(y, m, d, h, min int) time.Time {
@@ -85,14 +78,7 @@ func newFixture(t testing.TB, d *db.DB, opts workflow.Options) *fixture {
 	if opts.Departments == nil {
 		opts.Departments = departments{deptTY: "140100", deptXD: "140105", deptDT: "140200"}
 	}
-	opts.Audit = func(ctx context.Context, tx *db.Tx, actor authz.Subject, action, object string, detail map[string]any) error {
-		b, err := json.Marshal(detail)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO test_audit (actor, action, object, detail) VALUES (?, ?, ?, ?)`, actor.String(), action, object, string(b))
-		return err
-	}
+	opts.Audit = dbtest.RecordAudit
 	f.svc = workflow.New(d, policy, opts)
 	f.officer = staff("o1", "140100", deptTY, authz.RoleOfficer)
 	f.officer2 = staff("o2", "140100", deptTY, authz.RoleOfficer)
@@ -216,21 +202,7 @@ func (f *fixture) payloads(caseID string) []workflow.EventPayload {
 
 // audits lists the audit actions recorded for a case, in order.
 func (f *fixture) audits(caseID string) []string {
-	f.t.Helper()
-	rows, err := f.d.Query(f.ctx, `SELECT action FROM test_audit WHERE object = ? ORDER BY seq`, "workflow_case:"+caseID)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			f.t.Fatal(err)
-		}
-		out = append(out, a)
-	}
-	return out
+	return dbtest.Strings(f.t, f.d, `SELECT action FROM test_audit WHERE object = ? ORDER BY seq`, "workflow_case:"+caseID)
 }
 
 // actions lists the history of a case as actions.
