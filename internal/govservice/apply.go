@@ -412,6 +412,10 @@ var (
 		Msg: i18n.T("材料来源应为上传文件、我的空间中的文件或电子证照", "a material is an upload, a file of your personal space or an e-licence")}
 	ErrLicenseUnavailable = &i18n.Error{Code: "govservice.license_unavailable", Status: http.StatusNotImplemented,
 		Msg: i18n.T("电子证照调用暂未开通，请上传材料或从“我的空间”选择文件", "e-licences are not available yet: upload the material or pick a file of your personal space")}
+	// ErrBundleLicense: a use grant names one department and one application, and a bundle
+	// fans out to several; licences stand in for materials of single items only, for now.
+	ErrBundleLicense = &i18n.Error{Code: "govservice.bundle_license", Status: http.StatusBadRequest,
+		Msg: i18n.T("“一件事”申请暂不能以电子证照代替材料，请上传材料或从“我的空间”选择文件", "a bundle application cannot use an e-licence instead of a material yet: upload it or pick a file of your personal space")}
 	ErrFileType = &i18n.Error{Code: "govservice.file_type", Status: http.StatusUnsupportedMediaType,
 		Msg: i18n.T("材料只能是 PDF、JPG 或 PNG 文件", "a material must be a PDF, JPG or PNG file")}
 	ErrFileEmpty = &i18n.Error{Code: "govservice.file_empty", Status: http.StatusBadRequest,

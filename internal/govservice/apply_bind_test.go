@@ -85,3 +85,20 @@ func TestApplyDoubleAnswer(t *testing.T) {
 		}
 	}, applySources...)
 }
+
+// A bundle cannot take an e-licence for a material (a use grant names one department and one
+// application): refused with a clear error naming the material, and nothing is stored.
+func TestApplyBundleRefusesLicence(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newApplyFixture(t, d)
+		_, err := f.apps.SubmitBundle(f.ctx, f.zhang, govservice.BundleInput{BundleCode: "birth", Division: "140105",
+			Values: f.bundleValues("birth"), Materials: []govservice.MaterialInput{{Key: "x", Source: govservice.SourceLicense, LicenseID: "l"}}})
+		e, ok := i18n.As(err)
+		if !ok || e.Code != govservice.ErrBundleLicense.Code || e.Field != "materials.x" || e.HTTPStatus() != 400 {
+			t.Fatalf("bundle with a licence: %v", err)
+		}
+		if n := f.count(`SELECT COUNT(*) FROM service_applications`); n != 0 {
+			t.Errorf("%d applications stored", n)
+		}
+	}, applySources...)
+}

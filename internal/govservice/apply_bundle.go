@@ -86,7 +86,7 @@ func (a *Applications) SubmitBundle(ctx context.Context, ap Applicant, in Bundle
 	for _, m := range in.Materials {
 		if m.Source == SourceLicense {
 			// A grant names one department and application; a bundle's fan-out has several.
-			return BundleApplication{}, ErrLicenseUnavailable.WithField("materials." + strings.TrimSpace(m.Key))
+			return BundleApplication{}, ErrBundleLicense.WithField("materials." + strings.TrimSpace(m.Key))
 		}
 	}
 	mats, uploads, err := a.attachMaterials(ctx, ap.Subject, in.Materials, bundleTargets(members))
